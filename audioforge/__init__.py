@@ -1,0 +1,3 @@
+"""audioforge: tracked audio-ML experiments (machine unlearning, dataset distillation)."""
+
+__version__ = "0.1.0"

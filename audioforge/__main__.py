@@ -1,0 +1,5 @@
+import sys
+
+from audioforge.cli import main
+
+sys.exit(main())

@@ -1,0 +1,126 @@
+"""The ``audioforge`` command.
+
+    audioforge unlearn [--preset quick | --config FILE ...] [--data DIR] [key.path=value ...]
+
+Configs are YAML (``configs/<command>/*.yaml``); any key can be overridden on the command line
+(``original.epochs=10``, ``unlearning.phases.1.ops.0.scale=0.1``, ``seeds=[0,1]``).  Errors in
+input (config, data) print one line and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from audioforge.errors import AudioforgeError, ConfigError
+
+log = logging.getLogger("audioforge")
+
+
+def _trainer_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("trainer (passed to lightning.pytorch.Trainer)")
+    group.add_argument("--accelerator", help="cpu, gpu, cuda, mps, auto")
+    group.add_argument("--devices", help="number of devices, a list like [0,1], or auto")
+    group.add_argument("--strategy", help="auto, ddp, ddp_spawn, ...")
+    group.add_argument("--precision", help="32-true, 16-mixed, bf16-mixed, ...")
+    group.add_argument("--num-nodes", type=int, dest="num_nodes")
+
+
+def _common_flags(parser: argparse.ArgumentParser, command: str) -> None:
+    parser.add_argument("--config", action="append", default=[], metavar="FILE",
+                        help=f"YAML config (repeatable, later files win; default configs/{command}/paper.yaml)")
+    parser.add_argument("--preset", help=f"a config under configs/{command}/ by name, e.g. quick")
+    parser.add_argument("--data", help="data root holding fsdd/recordings (default: $AUDIOFORGE_DATA or ./data)")
+    parser.add_argument("--output", help="report folder (default: outputs/<command>/<name>-<time>)")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar, warnings and errors only")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    parser.add_argument("overrides", nargs="*", metavar="key.path=value", help="config overrides")
+    _trainer_flags(parser)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="audioforge", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    unlearn = sub.add_parser("unlearn", help="speaker unlearning on FSDD (original, gold, three schemes)")
+    _common_flags(unlearn, "unlearn")
+    unlearn.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2")
+    unlearn.add_argument("--jobs", type=int, help="seeds run in parallel processes (0 = one per core)")
+    return parser
+
+
+def collect_overrides(args: argparse.Namespace) -> list[str]:
+    out = []
+    if args.data:
+        out.append(f"data.root={args.data}")
+    if args.output:
+        out.append(f"output_dir={args.output}")
+    if getattr(args, "seeds", None):
+        out.append(f"seeds=[{args.seeds}]")
+    if getattr(args, "jobs", None) is not None:
+        out.append(f"jobs={args.jobs}")
+    for flag in ("accelerator", "devices", "strategy", "precision", "num_nodes"):
+        value = getattr(args, flag)
+        if value is not None:
+            out.append(f"trainer.{flag}={value}")
+    return out + list(args.overrides)
+
+
+def config_files(args: argparse.Namespace, command: str) -> list[Path]:
+    from audioforge.paths import preset
+
+    if args.preset and args.config:
+        raise ConfigError("give --preset or --config, not both")
+    if args.preset:
+        path = preset(command, args.preset)
+        if not path.is_file():
+            names = sorted(p.stem for p in path.parent.glob("*.yaml"))
+            raise ConfigError(f"unknown preset {args.preset!r} for {command} (presets: {', '.join(names)})")
+        return [path]
+    return [Path(c) for c in args.config] or [preset(command, "paper")]
+
+
+def setup_logging(quiet: bool) -> None:
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
+    for noisy in ("alembic", "mlflow", "lightning", "lightning.pytorch", "lightning.fabric", "numba", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def cmd_unlearn(args: argparse.Namespace) -> int:
+    import yaml
+
+    from audioforge.config import load_config, to_dict
+    from audioforge.unlearning.config import UnlearnConfig
+
+    cfg = load_config(UnlearnConfig, config_files(args, "unlearn"), collect_overrides(args))
+    if args.print_config:
+        print(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        return 0
+    from audioforge.unlearning.experiment import run_experiment
+
+    out_dir, report = run_experiment(cfg, progress=not args.quiet)
+    print(f"report: {out_dir / 'report.md'}")
+    if "mlflow" in report:
+        print(f"mlflow: run {report['mlflow']['run_id']} in {report['mlflow']['tracking_uri']}")
+    return 0
+
+
+COMMANDS = {"unlearn": cmd_unlearn}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.quiet)
+    try:
+        return COMMANDS[args.command](args)
+    except AudioforgeError as exc:
+        print(f"audioforge: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("audioforge: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+"""The errors audioforge reports to users as one clear line (no traceback)."""
+
+
+class AudioforgeError(Exception):
+    """Base class: the CLI prints ``str(error)`` and exits non-zero."""
+
+    exit_code = 1
+
+
+class ConfigError(AudioforgeError):
+    """An unknown, missing or ill-typed configuration key or value."""
+
+    exit_code = 2
+
+
+class DataError(AudioforgeError):
+    """Missing, empty, corrupt or wrongly laid out audio data."""
+
+    exit_code = 3
+
+
+class DownloadError(DataError):
+    """A dataset could not be fetched or failed its checksum."""

@@ -1,0 +1,49 @@
+"""Figures for reports (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def confusion_figure(matrix: np.ndarray, class_names: list[str], title: str):
+    matrix = np.asarray(matrix)
+    fig, ax = plt.subplots(figsize=(4.8, 4.2))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(class_names)), class_names)
+    ax.set_yticks(range(len(class_names)), class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=10)
+    peak = matrix.max() if matrix.size else 0
+    for (i, j), v in np.ndenumerate(matrix):
+        if v:
+            ax.text(j, i, int(v), ha="center", va="center", fontsize=7, color="white" if v > peak / 2 else "black")
+    return fig
+
+
+def grouped_bars(groups: list[str], series: dict[str, tuple[list[float], list[float]]], ylabel: str, title: str):
+    """Bars with error bars: ``series[name] = (means per group, stds per group)``."""
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    width = 0.8 / max(len(series), 1)
+    x = np.arange(len(groups))
+    for k, (name, (means, stds)) in enumerate(series.items()):
+        ax.bar(x + (k - (len(series) - 1) / 2) * width, means, width, yerr=stds, capsize=3, label=name)
+    ax.axhline(0, color="black", linewidth=0.7)
+    ax.set_xticks(x, groups)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    return fig

@@ -1,0 +1,152 @@
+"""MLflow tracking: where the store is, experiments, runs that always end in a final state.
+
+Default store: SQLite at ``mlruns/mlflow.db`` with artifacts in ``mlruns/artifacts`` (MLflow 3
+rejects the plain file store).  ``MLFLOW_TRACKING_URI`` or ``tracking.uri`` point elsewhere (a
+tracking server, PostgreSQL).  Runs are created through ``MlflowClient`` so worker processes can
+open nested runs under a parent by id; :func:`tracked_run` marks a run FAILED when the code
+inside raises and KILLED on Ctrl-C, so no run is left RUNNING.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+
+from audioforge.config import flatten
+
+PARENT_TAG = "mlflow.parentRunId"
+MAX_PARAM_LENGTH = 6000
+
+
+@dataclass
+class TrackingConfig:
+    uri: str | None = None          # null: $MLFLOW_TRACKING_URI, else sqlite:///<store>/mlflow.db
+    store: str = "mlruns"           # folder of the default SQLite store and its artifacts
+    experiment: str = "audioforge"
+    enabled: bool = True
+
+
+def tracking_uri(cfg: TrackingConfig) -> str:
+    if cfg.uri:
+        return cfg.uri
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    store = Path(cfg.store).resolve()
+    store.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{store / 'mlflow.db'}"
+
+
+def artifact_root(cfg: TrackingConfig) -> str | None:
+    """Absolute artifact location for new experiments in the default local store."""
+    if cfg.uri or os.environ.get("MLFLOW_TRACKING_URI"):
+        return None  # the server or database decides
+    return (Path(cfg.store).resolve() / "artifacts").as_uri()
+
+
+class Tracker:
+    """A thin handle on one experiment of one store, picklable for worker processes."""
+
+    def __init__(self, uri: str, experiment_id: str):
+        self.uri, self.experiment_id = uri, experiment_id
+
+    @classmethod
+    def open(cls, cfg: TrackingConfig) -> "Tracker":
+        from mlflow.tracking import MlflowClient
+
+        uri = tracking_uri(cfg)
+        client = MlflowClient(uri)
+        exp = client.get_experiment_by_name(cfg.experiment)
+        if exp is None:
+            try:
+                exp_id = client.create_experiment(cfg.experiment, artifact_location=artifact_root(cfg))
+            except Exception:  # created meanwhile by another process
+                exp_id = client.get_experiment_by_name(cfg.experiment).experiment_id
+        else:
+            exp_id = exp.experiment_id
+        return cls(uri, exp_id)
+
+    @property
+    def client(self):
+        from mlflow.tracking import MlflowClient
+
+        return MlflowClient(self.uri)
+
+    def create_run(self, name: str, parent_id: str | None = None, tags: dict[str, str] | None = None) -> str:
+        all_tags = dict(tags or {})
+        if parent_id:
+            all_tags[PARENT_TAG] = parent_id
+        return self.client.create_run(self.experiment_id, run_name=name, tags=all_tags).info.run_id
+
+    @contextlib.contextmanager
+    def run(self, name: str, parent_id: str | None = None, tags: dict[str, str] | None = None) -> Iterator[str]:
+        """Create a run, yield its id, end it FINISHED, FAILED (exception) or KILLED (interrupt)."""
+        run_id = self.create_run(name, parent_id, tags)
+        status = "FINISHED"
+        try:
+            yield run_id
+        except KeyboardInterrupt:
+            status = "KILLED"
+            raise
+        except BaseException:
+            status = "FAILED"
+            raise
+        finally:
+            self.end_run(run_id, status)
+
+    def end_run(self, run_id: str, status: str) -> None:
+        client = self.client
+        client.set_terminated(run_id, status)
+        if status != "FINISHED":
+            self.fail_running_children(run_id, status)
+
+    def fail_running_children(self, run_id: str, status: str = "FAILED") -> None:
+        """Mark descendants still RUNNING (e.g. their worker died) with ``status``."""
+        client = self.client
+        children = client.search_runs([self.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{run_id}'")
+        for child in children:
+            if child.info.status == "RUNNING":
+                client.set_terminated(child.info.run_id, status)
+            self.fail_running_children(child.info.run_id, status)
+
+    # --- logging helpers -------------------------------------------------------------------
+    def log_config(self, run_id: str, config: dict[str, Any]) -> None:
+        """The resolved config as flat params and as ``config.yaml``."""
+        from mlflow.entities import Param
+
+        params = [Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in flatten(config).items()]
+        client = self.client
+        for i in range(0, len(params), 100):
+            client.log_batch(run_id, params=params[i:i + 100])
+        client.log_text(run_id, yaml.safe_dump(config, sort_keys=False), "config.yaml")
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        client = self.client
+        for i in range(0, len(items), 500):
+            client.log_batch(run_id, metrics=items[i:i + 500])
+
+    def log_artifact(self, run_id: str, path: str | Path, artifact_path: str | None = None) -> None:
+        path = Path(path)
+        if path.is_dir():
+            self.client.log_artifacts(run_id, str(path), artifact_path)
+        else:
+            self.client.log_artifact(run_id, str(path), artifact_path)
+
+    def log_figure(self, run_id: str, figure, name: str) -> None:
+        self.client.log_figure(run_id, figure, name)
+
+    def lightning_logger(self, run_id: str):
+        """A Lightning ``MLFlowLogger`` writing into the existing run ``run_id``."""
+        from lightning.pytorch.loggers import MLFlowLogger
+
+        return MLFlowLogger(tracking_uri=self.uri, run_id=run_id, log_model=False)

@@ -1,0 +1,91 @@
+"""Building Trainers from config, the same way for every command."""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import lightning.pytorch as pl
+import torch
+
+from audioforge.errors import ConfigError
+
+
+@dataclass
+class TrainerConfig:
+    """Passed through to ``lightning.pytorch.Trainer``."""
+
+    accelerator: str = "cpu"
+    devices: int | str | list[int] = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    num_nodes: int = 1
+    deterministic: bool = False
+    threads: int | None = 1            # torch intra-op threads per process (null: torch's default)
+    check_val_every_n_epoch: int = 1
+
+    def validate(self, path: str = "trainer") -> None:
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"{path}.threads must be >= 1 or null, got {self.threads}")
+        if self.num_nodes < 1 or self.check_val_every_n_epoch < 1:
+            raise ConfigError(f"{path}.num_nodes and {path}.check_val_every_n_epoch must be >= 1")
+
+    @property
+    def distributed(self) -> bool:
+        devices = self.devices
+        many = (isinstance(devices, int) and devices > 1) or (isinstance(devices, list) and len(devices) > 1) \
+            or devices == -1 or (isinstance(devices, str) and devices not in ("1", "auto"))
+        return many or self.num_nodes > 1 or "ddp" in self.strategy
+
+
+def quiet_lightning() -> None:
+    """Silence Lightning's start-up banners; keep warnings that matter."""
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*litlogger.*")
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+
+
+def configure_threads(cfg: TrainerConfig) -> None:
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+
+
+def make_trainer(cfg: TrainerConfig, max_epochs: int, logger: Any = False, callbacks: list[pl.Callback] = (),
+                 progress_bar: bool = False, validate: bool = True) -> pl.Trainer:
+    quiet_lightning()
+    return pl.Trainer(
+        max_epochs=max_epochs, accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy,
+        precision=cfg.precision, num_nodes=cfg.num_nodes, deterministic=cfg.deterministic,
+        logger=logger, callbacks=list(callbacks), enable_checkpointing=False,
+        enable_progress_bar=progress_bar, enable_model_summary=False, num_sanity_val_steps=0,
+        limit_val_batches=None if validate else 0, check_val_every_n_epoch=cfg.check_val_every_n_epoch,
+        log_every_n_steps=10**9,
+    )
+
+
+class EpochProgress(pl.Callback):
+    """Calls ``report(1)`` after every training epoch (rank 0 only): drives an outer progress bar."""
+
+    def __init__(self, report: Callable[[int], None]):
+        self.report = report
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if trainer.is_global_zero:
+            self.report(1)
+
+
+class Stopwatch:
+    """``with Stopwatch() as sw: ...`` then ``sw.seconds``."""
+
+    def __enter__(self):
+        self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self._t0
+        return False

@@ -1,0 +1,155 @@
+"""Aggregating seeds into the paper's tables, statistics, timing, and writing the report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from audioforge.plots import grouped_bars, save
+
+SPLITS = ("test", "excluded")
+METRICS = ("acc", "precision", "recall", "f1")
+# Wu and Toribio, Tables 1 and 2 (macro F1).
+PAPER = {
+    "table1": {"base": {"test": -0.0223, "excluded": -0.1596}, "all_bn": {"test": -0.0207, "excluded": -0.1667},
+               "conv_bn": {"test": -0.0193, "excluded": -0.1793}},
+    "table2": {"base": {"test": -0.04, "excluded": 0.14}, "all_bn": {"test": -0.03, "excluded": 0.13},
+               "conv_bn": {"test": -0.03, "excluded": 0.12}},
+}
+
+
+def mean_std(values: list[float]) -> dict[str, Any]:
+    arr = np.asarray(values, dtype=float)
+    return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0,
+            "values": [float(v) for v in arr]}
+
+
+def paired_test(a: list[float], b: list[float]) -> dict[str, Any]:
+    """Paired t-test of a vs b over seeds (two-sided)."""
+    from scipy.stats import ttest_rel
+
+    diff = np.asarray(a) - np.asarray(b)
+    out = {"n": len(diff), "mean_difference": float(diff.mean()), "t": None, "p_value": None}
+    if len(diff) >= 2 and np.ptp(diff) > 0:
+        res = ttest_rel(a, b)
+        out.update(t=float(res.statistic), p_value=float(res.pvalue))
+    return out
+
+
+def build_report(name: str, seeds_results: list[dict[str, Any]], schemes: list[str]) -> dict[str, Any]:
+    results = sorted(seeds_results, key=lambda r: r["seed"])
+    models = ["original", "gold", *schemes]
+
+    def metric(model: str, split: str, m: str) -> list[float]:
+        return [r["models"][model]["metrics"][split][m] for r in results]
+
+    report: dict[str, Any] = {
+        "experiment": name,
+        "seeds": [r["seed"] for r in results],
+        "split_sizes": results[0]["split_sizes"],
+        "metrics": {model: {split: {m: mean_std(metric(model, split, m)) for m in METRICS}
+                            for split in (*SPLITS, "val")} for model in models},
+        "deltas": {ref: {m: {s: {split: mean_std(np.subtract(metric(s, split, m), metric(ref, split, m)))
+                                 for split in SPLITS} for s in schemes} for m in METRICS}
+                   for ref in ("original", "gold")},
+    }
+    report["table1"] = {s: {split: _ms(report["deltas"]["original"]["f1"][s][split]) for split in SPLITS} for s in schemes}
+    report["table2"] = {s: {split: _ms(report["deltas"]["gold"]["f1"][s][split]) for split in SPLITS} for s in schemes}
+    if {"base", "conv_bn"} <= set(schemes):
+        report["paired_test"] = {"conv_bn_vs_base": {split: paired_test(metric("conv_bn", split, "f1"),
+                                                                        metric("base", split, "f1"))
+                                                     for split in SPLITS},
+                                 "test": "paired t-test over seeds on macro F1, two-sided"}
+    if all("membership" in r["models"]["original"] for r in results):
+        report["membership"] = {model: {k: mean_std([r["models"][model]["membership"][k] for r in results])
+                                        for k in results[0]["models"][model]["membership"]} for model in models}
+    gold_seconds = [r["models"]["gold"]["seconds"] for r in results]
+    report["timing"] = {
+        "seconds": {model: mean_std([r["models"][model]["seconds"] for r in results]) for model in models},
+        "phase_seconds": {s: {p: mean_std([r["models"][s]["phase_seconds"][p] for r in results])
+                              for p in results[0]["models"][s]["phase_seconds"]} for s in schemes},
+        "unlearn_over_gold": {s: _ms(mean_std(np.divide([r["models"][s]["seconds"] for r in results], gold_seconds)))
+                              for s in schemes},
+        "unlearn_epochs_over_gold_epochs": {s: results[0]["models"][s]["epochs"] / results[0]["models"]["gold"]["epochs"]
+                                            for s in schemes},
+    }
+    report["paper"] = PAPER
+    return report
+
+
+def _ms(entry: dict[str, Any]) -> dict[str, float]:
+    return {"mean": entry["mean"], "std": entry["std"]}
+
+
+def _fmt(entry: dict[str, Any], digits: int = 4) -> str:
+    return f"{entry['mean']:+.{digits}f} ± {entry['std']:.{digits}f}"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    schemes = list(report["table1"])
+    n = len(report["seeds"])
+    lines = [f"# {report['experiment']}", "",
+             f"Seeds {report['seeds']} (mean ± sample std over {n} seed{'s' * (n > 1)}). Split sizes: "
+             + ", ".join(f"{k} {v}" for k, v in report["split_sizes"].items()) + ".", ""]
+    for key, title in (("table1", "Table 1: macro F1 after minus before unlearning"),
+                       ("table2", "Table 2: macro F1 unlearned minus gold")):
+        lines += [f"## {title}", "", "| scheme | test | excluded | paper test | paper excluded |", "|---|---|---|---|---|"]
+        for s in schemes:
+            paper = report["paper"][key].get(s, {})
+            lines.append(f"| {s} | {_fmt(report[key][s]['test'])} | {_fmt(report[key][s]['excluded'])} | "
+                         f"{paper.get('test', float('nan')):+.4f} | {paper.get('excluded', float('nan')):+.4f} |")
+        lines.append("")
+    lines += ["## All metrics (mean ± std)", "", "| model | split | accuracy | precision | recall | macro F1 |",
+              "|---|---|---|---|---|---|"]
+    for model, splits in report["metrics"].items():
+        for split in SPLITS:
+            m = splits[split]
+            lines.append(f"| {model} | {split} | " + " | ".join(f"{m[k]['mean']:.4f} ± {m[k]['std']:.4f}" for k in METRICS) + " |")
+    lines += ["", "Differences for every metric are in `report.json` under `deltas`.", ""]
+    if "paired_test" in report:
+        lines += ["## conv_bn vs base", "", report["paired_test"]["test"] + ":", ""]
+        for split in SPLITS:
+            t = report["paired_test"]["conv_bn_vs_base"][split]
+            p = "n/a (needs 2+ seeds with differing gaps)" if t["p_value"] is None else f"{t['p_value']:.4f}"
+            lines.append(f"- {split}: mean F1 difference {t['mean_difference']:+.4f}, p = {p} (n = {t['n']})")
+        lines.append("")
+    if "membership" in report:
+        lines += ["## Membership inference", "",
+                  "Logistic regression on per-sample log-loss, trained on retain-train (members) vs test "
+                  "(non-members), applied to the excluded speaker.", "",
+                  "| model | attack accuracy (members vs non-members) | excluded called member |", "|---|---|---|"]
+        for model, m in report["membership"].items():
+            lines.append(f"| {model} | {m['attack_accuracy']['mean']:.3f} ± {m['attack_accuracy']['std']:.3f} | "
+                         f"{m['target_member_rate']['mean']:.3f} ± {m['target_member_rate']['std']:.3f} |")
+        lines.append("")
+    t = report["timing"]
+    lines += ["## Wall time (seconds per seed)", "", "| model | fit seconds | phases |", "|---|---|---|"]
+    for model, sec in t["seconds"].items():
+        phases = ", ".join(f"{p} {v['mean']:.1f}" for p, v in t["phase_seconds"].get(model, {}).items())
+        lines.append(f"| {model} | {sec['mean']:.1f} ± {sec['std']:.1f} | {phases} |")
+    lines += ["", "Unlearning time / gold training time: " + ", ".join(
+        f"{s} {v['mean']:.3f}" for s, v in t["unlearn_over_gold"].items())
+        + " (epoch ratio " + ", ".join(f"{s} {v:.3f}" for s, v in t["unlearn_epochs_over_gold_epochs"].items()) + ").", ""]
+    return "\n".join(lines)
+
+
+def write_report(report: dict[str, Any], folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "report.json").write_text(json.dumps(report, indent=2))
+    (folder / "report.md").write_text(markdown(report))
+    schemes = list(report["table1"])
+    files = [folder / "report.json", folder / "report.md"]
+    for key, title in (("table1", "macro F1 after - before unlearning"), ("table2", "macro F1 unlearned - gold")):
+        series = {s: ([report[key][s][sp]["mean"] for sp in SPLITS], [report[key][s][sp]["std"] for sp in SPLITS])
+                  for s in schemes}
+        files.append(save(grouped_bars(list(SPLITS), series, "Δ macro F1", title), folder / f"{key}.png"))
+    if "membership" in report:
+        models = list(report["membership"])
+        rate = [report["membership"][m]["target_member_rate"] for m in models]
+        fig = grouped_bars(models, {"excluded called member": ([r["mean"] for r in rate], [r["std"] for r in rate])},
+                           "share", "membership inference on the excluded speaker")
+        files.append(save(fig, folder / "membership.png"))
+    return files

@@ -1,0 +1,27 @@
+"""BatchNorm re-initialisation: running statistics and affine parameters back to their defaults."""
+
+from __future__ import annotations
+
+from audioforge.errors import ConfigError
+from callbacks.base import EpochCallback
+from callbacks.layers import NORMS, forget_optimizer_state, network_of, select
+
+
+class BatchNormReset(EpochCallback):
+    """At the start of each of ``epochs``, reset the BatchNorm layers picked by ``layers``:
+    ``["batchnorm"]`` for all of them (scheme ``all_bn``), ``["conv_bn"]`` for those after
+    convolutions (scheme ``conv_bn``).  Running mean 0, variance 1, counter 0, weight 1, bias 0,
+    and their optimizer state forgotten."""
+
+    def __init__(self, epochs: list[int], layers: list[str] = ("batchnorm",)):
+        super().__init__(epochs)
+        self.layers = list(layers)
+
+    def apply(self, trainer, pl_module, epoch):
+        chosen = select(network_of(pl_module), self.layers)
+        not_bn = [name for name, m in chosen if not isinstance(m, NORMS)]
+        if not_bn:
+            raise ConfigError(f"bn_reset layers {self.layers} pick non-BatchNorm layers: {', '.join(not_bn)}")
+        for _, module in chosen:
+            module.reset_parameters()  # running stats and affine parameters
+            forget_optimizer_state(trainer, list(module.parameters(recurse=False)))

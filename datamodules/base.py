@@ -1,0 +1,173 @@
+"""The shared LightningDataModule for audio classification sets held in memory.
+
+A dataset subclass says where its files are (:meth:`locate`), what they are
+(:meth:`discover`: path, label, group) and how they split (:meth:`make_splits`).  The base
+decodes every clip once, extracts features, caches them on disk under a key made of the file
+list, the feature parameters and the extractor version, keeps everything as tensors, and hands
+out :class:`~datamodules.loader.TensorBatchLoader` loaders for any named split.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+
+from audioforge.errors import DataError
+from datamodules.audio_io import load_audio
+from datamodules.cache import FeatureCache, cache_key, file_fingerprint
+from datamodules.features import FeatureSpec, extract, feature_shape
+from datamodules.loader import TensorBatchLoader
+
+log = logging.getLogger(__name__)
+
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".aiff", ".aif"}
+
+
+@dataclass(frozen=True)
+class AudioItem:
+    """One clip: its file, class index, and the group (speaker, actor, room) it belongs to."""
+
+    path: Path
+    label: int
+    group: str
+
+
+class AudioDataModule(pl.LightningDataModule):
+    """Base class; subclasses set ``name`` and ``class_names`` and implement the three hooks."""
+
+    name: str = "audio"
+    class_names: list[str] = []
+
+    def __init__(self, root: str | Path, features: FeatureSpec | None = None, batch_size: int = 16,
+                 eval_batch_size: int = 512, seed: int = 0, cache_dir: str | Path | None = None,
+                 train_split: str = "train"):
+        super().__init__()
+        self.root = Path(root)
+        self.features = features or FeatureSpec()
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.seed = seed
+        self.cache = FeatureCache(cache_dir)
+        self.train_split = train_split
+        self.items: list[AudioItem] | None = None
+        self.x: torch.Tensor | None = None
+        self.y: torch.Tensor | None = None
+        self.splits: dict[str, torch.Tensor] = {}
+        self.last_load_seconds: float = 0.0
+        self.last_load_cached: bool = False
+
+    # --- dataset hooks -------------------------------------------------------------------
+    def locate(self) -> Path:
+        """The folder holding the audio; fetch it first if the dataset can be downloaded."""
+        raise NotImplementedError
+
+    def discover(self, folder: Path) -> list[AudioItem]:
+        raise NotImplementedError
+
+    def make_splits(self, items: list[AudioItem]) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    # --- public API ------------------------------------------------------------------------
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return feature_shape(self.features)
+
+    def prepare_data(self) -> None:
+        """Locate (download) the data and make sure the feature cache exists."""
+        if self.x is None:
+            self._load()
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.x is None:
+            self._load()
+        if not self.splits:
+            self.splits = {k: torch.as_tensor(v, dtype=torch.long) for k, v in self.make_splits(self.items).items()}
+
+    def split_size(self, split: str) -> int:
+        return len(self._split_indices(split))
+
+    def tensors(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """All features and labels of ``split`` (in a fixed order)."""
+        idx = self._split_indices(split)
+        return self.x[idx], self.y[idx]
+
+    def groups(self, split: str) -> list[str]:
+        return [self.items[i].group for i in self._split_indices(split).tolist()]
+
+    def paths(self, split: str) -> list[Path]:
+        return [self.items[i].path for i in self._split_indices(split).tolist()]
+
+    def loader(self, split: str, shuffle: bool | None = None, batch_size: int | None = None) -> TensorBatchLoader:
+        """A loader over ``split``; shuffled by default only for training splits."""
+        x, y = self.tensors(split)
+        training = shuffle if shuffle is not None else split.endswith("train")
+        rank, world = self._rank_world()
+        return TensorBatchLoader(x, y, batch_size or (self.batch_size if training else self.eval_batch_size),
+                                 shuffle=training, seed=self.seed, rank=rank, world_size=world)
+
+    def train_dataloader(self) -> TensorBatchLoader:
+        return self.loader(self.train_split, shuffle=True)
+
+    def val_dataloader(self) -> TensorBatchLoader:
+        return self.loader("val", shuffle=False)
+
+    def test_dataloader(self) -> TensorBatchLoader:
+        return self.loader("test", shuffle=False)
+
+    # --- internals -------------------------------------------------------------------------
+    def _split_indices(self, split: str) -> torch.Tensor:
+        if not self.splits:
+            self.setup()
+        if split not in self.splits:
+            raise KeyError(f"{self.name} has no split {split!r} (splits: {', '.join(self.splits)})")
+        return self.splits[split]
+
+    def _rank_world(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 0, 1
+        return trainer.global_rank, trainer.world_size
+
+    def _load(self) -> None:
+        start = time.perf_counter()
+        folder = self.locate()
+        items = self.discover(folder)
+        if not items:
+            raise DataError(f"no audio clips found in {folder}")
+        key = cache_key(dataset=self.name, files=file_fingerprint([i.path for i in items], folder),
+                        features=self.features.cache_fields())
+        payload = self.cache.load(self.name, key)
+        self.last_load_cached = payload is not None
+        if payload is None:
+            waves = [load_audio(item.path, self.features.sample_rate) for item in items]
+            payload = {"x": extract(waves, self.features), "y": torch.tensor([i.label for i in items])}
+            self.cache.save(self.name, key, payload)
+            log.info("%s: extracted %s features for %d clips into %s", self.name, self.features.kind,
+                     len(items), self.cache.path(self.name, key))
+        self.items, self.x, self.y = items, payload["x"], payload["y"]
+        self.last_load_seconds = time.perf_counter() - start
+
+
+def list_audio_files(folder: Path) -> tuple[list[Path], list[Path]]:
+    """(audio files, stray non-audio files) directly in ``folder``; hidden files are ignored."""
+    audio, stray = [], []
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith(".") or p.is_dir():
+            continue
+        (audio if p.suffix.lower() in AUDIO_SUFFIXES else stray).append(p)
+    return audio, stray
+
+
+def describe_files(paths: list[Path], limit: int = 5) -> str:
+    names = ", ".join(p.name for p in paths[:limit])
+    return names + (f" and {len(paths) - limit} more" if len(paths) > limit else "")

@@ -1,0 +1,88 @@
+"""Free Spoken Digit Dataset (``fsdd/recordings/{digit}_{speaker}_{index}.wav``) for speaker unlearning.
+
+Splits (deterministic per seed):
+
+- ``forget``: every clip of the forget speaker(s) (one speaker: 500 clips);
+- the retained clips split, stratified by digit, into ``retain_train`` / ``val`` / ``test``
+  (one speaker forgotten: 2025 / 225 / 250, the unlearning paper's sizes);
+- ``full_train`` = ``retain_train`` + ``forget`` (2525), what the original model learns from.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from audioforge.errors import ConfigError, DataError
+from datamodules.base import AudioDataModule, AudioItem, describe_files, list_audio_files
+from datamodules.download import fetch_fsdd
+
+FILENAME = re.compile(r"^(?P<digit>\d)_(?P<speaker>[A-Za-z]+)_(?P<index>\d+)\.wav$")
+
+
+class FSDDDataModule(AudioDataModule):
+    name = "fsdd"
+    class_names = [str(d) for d in range(10)]
+
+    def __init__(self, root: str | Path, forget_speakers: list[str] = ("george",), val_fraction: float = 0.09,
+                 test_fraction: float = 0.10, download: bool = True, train_split: str = "full_train", **kwargs):
+        super().__init__(root, train_split=train_split, **kwargs)
+        self.forget_speakers = list(forget_speakers)
+        self.val_fraction, self.test_fraction = val_fraction, test_fraction
+        self.download = download
+        if not 0 < val_fraction < 1 or not 0 < test_fraction < 1 or val_fraction + test_fraction >= 1:
+            raise ConfigError("data.val_fraction and data.test_fraction must be in (0, 1) and sum below 1, "
+                              f"got {val_fraction} and {test_fraction}")
+
+    def locate(self) -> Path:
+        folder = self.root / "fsdd" / "recordings"
+        if folder.is_dir():
+            return folder
+        if not self.root.exists() and not self.download:
+            raise DataError(f"data folder {self.root} does not exist (set data.root, --data or AUDIOFORGE_DATA "
+                            "to the folder holding fsdd/recordings, or allow data.download)")
+        if not self.download:
+            raise DataError(f"FSDD not found: {folder} does not exist and data.download is false "
+                            f"(expected {{digit}}_{{speaker}}_{{index}}.wav files there)")
+        return fetch_fsdd(self.root / "fsdd")
+
+    def discover(self, folder: Path) -> list[AudioItem]:
+        audio, stray = list_audio_files(folder)
+        misnamed = [p for p in audio if not FILENAME.match(p.name)]
+        if stray or misnamed:
+            bad = stray + misnamed
+            raise DataError(f"{folder} holds {len(bad)} file(s) that are not FSDD recordings named "
+                            f"{{digit}}_{{speaker}}_{{index}}.wav: {describe_files(bad)}; move them elsewhere")
+        if not audio:
+            raise DataError(f"FSDD folder {folder} is empty: no {{digit}}_{{speaker}}_{{index}}.wav files")
+        items = []
+        for p in audio:
+            m = FILENAME.match(p.name)
+            items.append(AudioItem(path=p, label=int(m["digit"]), group=m["speaker"]))
+        speakers = sorted({i.group for i in items})
+        unknown = [s for s in self.forget_speakers if s not in speakers]
+        if unknown:
+            raise DataError(f"unknown forget speaker {unknown[0]!r}: the speakers in {folder} are {', '.join(speakers)}")
+        if not self.forget_speakers or set(self.forget_speakers) >= set(speakers):
+            raise DataError(f"data.forget_speakers must name at least one and not every speaker ({', '.join(speakers)})")
+        return items
+
+    @property
+    def speakers(self) -> list[str]:
+        return sorted({i.group for i in self.items})
+
+    def make_splits(self, items: list[AudioItem]) -> dict[str, np.ndarray]:
+        forget_set = set(self.forget_speakers)
+        labels = np.array([i.label for i in items])
+        is_forget = np.array([i.group in forget_set for i in items])
+        forget, retained = np.flatnonzero(is_forget), np.flatnonzero(~is_forget)
+        n = len(retained)
+        n_test, n_val = round(n * self.test_fraction), round(n * self.val_fraction)
+        rest, test = train_test_split(retained, test_size=n_test, stratify=labels[retained], random_state=self.seed)
+        train, val = train_test_split(rest, test_size=n_val, stratify=labels[rest], random_state=self.seed)
+        train, val, test = np.sort(train), np.sort(val), np.sort(test)
+        return {"retain_train": train, "val": val, "test": test, "forget": forget,
+                "full_train": np.sort(np.concatenate([train, forget]))}

@@ -1,0 +1,1 @@
+"""Optuna studies over experiment configs (objectives, search spaces, study runners)."""
