@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -82,6 +83,8 @@ def config_files(args: argparse.Namespace, command: str) -> list[Path]:
 
 
 def setup_logging(quiet: bool) -> None:
+    if quiet:
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
     for noisy in ("alembic", "mlflow", "lightning", "lightning.pytorch", "lightning.fabric", "numba", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -110,13 +113,21 @@ COMMANDS = {"unlearn": cmd_unlearn}
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    stray = [a for a in extra if a.startswith("-") or "=" not in a]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    args.overrides = [*args.overrides, *extra]  # overrides may come before, between or after options
     setup_logging(args.quiet)
     try:
         return COMMANDS[args.command](args)
     except AudioforgeError as exc:
         print(f"audioforge: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # unwritable output folder, full disk, ...
+        print(f"audioforge: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("audioforge: interrupted", file=sys.stderr)
         return 130

@@ -41,11 +41,27 @@ def tracking_uri(cfg: TrackingConfig) -> str:
     return f"sqlite:///{store / 'mlflow.db'}"
 
 
-def artifact_root(cfg: TrackingConfig) -> str | None:
-    """Absolute artifact location for new experiments in the default local store."""
-    if cfg.uri or os.environ.get("MLFLOW_TRACKING_URI"):
-        return None  # the server or database decides
-    return (Path(cfg.store).resolve() / "artifacts").as_uri()
+def artifact_root(uri: str) -> str | None:
+    """Absolute artifact location for new experiments of a local SQLite store: ``artifacts/``
+    beside the database file.  Servers and remote databases decide for themselves (None)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return (Path(uri[len("sqlite:///"):]).resolve().parent / "artifacts").as_uri()
+
+
+@contextlib.contextmanager
+def keep_tracking_env() -> Iterator[None]:
+    """Lightning's MLFlowLogger calls ``mlflow.set_tracking_uri``, which also writes
+    ``MLFLOW_TRACKING_URI`` into this process's environment; put the user's value back afterwards
+    so the next experiment in this process resolves its own store."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = before
 
 
 class Tracker:
@@ -63,7 +79,7 @@ class Tracker:
         exp = client.get_experiment_by_name(cfg.experiment)
         if exp is None:
             try:
-                exp_id = client.create_experiment(cfg.experiment, artifact_location=artifact_root(cfg))
+                exp_id = client.create_experiment(cfg.experiment, artifact_location=artifact_root(uri))
             except Exception:  # created meanwhile by another process
                 exp_id = client.get_experiment_by_name(cfg.experiment).experiment_id
         else:

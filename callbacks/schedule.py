@@ -87,6 +87,27 @@ def _op_callback(op: OpConfig, round_starts: list[int], phase: PhaseConfig, inde
                               round_epochs=phase.epochs, train_only_perturbed=op.train_only_perturbed)
 
 
+def check_schedule(phases: list[PhaseConfig], schemes: dict[str, list[OpConfig]], net) -> None:
+    """Resolve every layer selector of ``phases`` and ``schemes`` against ``net`` now, so a bad
+    schedule fails before any training or tracking starts (ConfigError naming the key)."""
+    from callbacks.layers import NORMS, select
+
+    groups = [(f"unlearning.phases.{i}", p.ops, p.trainable) for i, p in enumerate(phases)]
+    groups += [(f"unlearning.schemes.{name}", ops, None) for name, ops in schemes.items()]
+    for where, ops, trainable in groups:
+        try:
+            if trainable is not None:
+                select(net, trainable)
+            for j, op in enumerate(ops):
+                chosen = select(net, op.layers)
+                if op.op == "bn_reset" and not all(isinstance(m, NORMS) for _, m in chosen):
+                    raise ConfigError(f"bn_reset layers {op.layers} pick non-BatchNorm layers")
+                if op.op == "perturb" and op.count is not None and op.count > len(chosen):
+                    raise ConfigError(f"perturb count {op.count} exceeds the {len(chosen)} layers {op.layers} pick")
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+
+
 def total_epochs(phases: list[PhaseConfig]) -> int:
     return sum(p.total_epochs for p in phases)
 

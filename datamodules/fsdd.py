@@ -81,8 +81,12 @@ class FSDDDataModule(AudioDataModule):
         forget, retained = np.flatnonzero(is_forget), np.flatnonzero(~is_forget)
         n = len(retained)
         n_test, n_val = round(n * self.test_fraction), round(n * self.val_fraction)
-        rest, test = train_test_split(retained, test_size=n_test, stratify=labels[retained], random_state=self.seed)
-        train, val = train_test_split(rest, test_size=n_val, stratify=labels[rest], random_state=self.seed)
+        try:
+            rest, test = train_test_split(retained, test_size=n_test, stratify=labels[retained], random_state=self.seed)
+            train, val = train_test_split(rest, test_size=n_val, stratify=labels[rest], random_state=self.seed)
+        except ValueError as exc:
+            raise DataError(f"cannot split {n} retained FSDD clips into stratified train/val/test "
+                            f"({self.val_fraction}/{self.test_fraction}): {exc}") from None
         train, val, test = np.sort(train), np.sort(val), np.sort(test)
         return {"retain_train": train, "val": val, "test": test, "forget": forget,
                 "full_train": np.sort(np.concatenate([train, forget]))}

@@ -1,23 +1,22 @@
-"""The whole experiment: check data, open the parent MLflow run, run seeds (in parallel
-processes), aggregate, write and log the report."""
+"""The whole experiment: check data and schedule, open the parent MLflow run, run every fit
+(in parallel processes), aggregate, write and log the report."""
 
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
 import os
-import queue as queue_mod
-import threading
 import time
+from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from audioforge.config import to_dict
+from audioforge.parallel import ProgressQueue, worker_pool
 from audioforge.tracking import Tracker
 from audioforge.unlearning.config import UnlearnConfig
-from audioforge.unlearning.protocol import build_datamodule, run_seed
+from audioforge.unlearning.protocol import Task, build_datamodule, new_model, run_task, unlearning_fit
 from audioforge.unlearning.report import build_report, write_report
-from callbacks.schedule import total_epochs
+from callbacks.schedule import check_schedule
 
 log = logging.getLogger(__name__)
 
@@ -30,36 +29,44 @@ def output_folder(cfg: UnlearnConfig) -> Path:
 
 def worker_count(cfg: UnlearnConfig) -> int:
     if cfg.trainer.distributed:
-        return 1  # one seed at a time; the trainer spreads it over devices
-    return min(len(cfg.seeds), cfg.jobs or os.cpu_count() or 1)
+        return 1  # one fit at a time; the trainer spreads it over devices
+    return max(1, min(2 * len(cfg.seeds), cfg.jobs or os.cpu_count() or 1))
 
 
 def total_epochs_of(cfg: UnlearnConfig) -> int:
-    per_seed = cfg.original.epochs + cfg.gold.epochs + len(cfg.unlearning.schemes) * total_epochs(cfg.unlearning.phases)
+    per_seed = cfg.original.epochs + cfg.gold.epochs + len(cfg.unlearning.schemes) * unlearning_fit(cfg).epochs
     return per_seed * len(cfg.seeds)
 
 
 def run_experiment(cfg: UnlearnConfig, progress: bool = True) -> tuple[Path, dict[str, Any]]:
     """Run the experiment; returns the report folder and the report."""
     out_dir = output_folder(cfg)
-    # Fail on bad data before anything is recorded; this also fills the feature cache for workers.
+    # Fail on bad data or schedule before anything is recorded; this also fills the feature cache.
     dm = build_datamodule(cfg, cfg.seeds[0])
     dm.prepare_data()
     dm.setup()
+    check_schedule(cfg.unlearning.phases, cfg.unlearning.schemes, new_model(cfg, dm, cfg.original, cfg.seeds[0]).net)
+    split_sizes = {"test": dm.split_size("test"), "excluded": dm.split_size("forget"), "val": dm.split_size("val"),
+                   "retain_train": dm.split_size("retain_train"), "full_train": dm.split_size("full_train")}
+    out_dir.mkdir(parents=True, exist_ok=True)
     tracker = Tracker.open(cfg.tracking) if cfg.tracking.enabled else None
     started = time.perf_counter()
     if tracker is None:
-        results = _run_seeds(cfg, out_dir, None, None, progress)
-        return out_dir, _finish(cfg, results, out_dir, None, None, started)
+        results = run_tasks(cfg, out_dir, None, {}, progress)
+        return out_dir, finish(cfg, results, split_sizes, out_dir, None, None, started)
     with tracker.run(cfg.name, tags={"audioforge.role": "experiment", "audioforge.command": "unlearn"}) as parent:
         tracker.log_config(parent, to_dict(cfg))
         log.info("MLflow run %s in %s", parent, tracker.uri)
-        results = _run_seeds(cfg, out_dir, tracker, parent, progress)
-        return out_dir, _finish(cfg, results, out_dir, tracker, parent, started)
+        seed_runs = {seed: tracker.create_run(f"seed {seed}", parent, {"audioforge.role": "seed",
+                                                                       "audioforge.seed": str(seed)})
+                     for seed in cfg.seeds}
+        results = run_tasks(cfg, out_dir, tracker, seed_runs, progress,
+                            on_seed_done=lambda seed: tracker.end_run(seed_runs[seed], "FINISHED"))
+        return out_dir, finish(cfg, results, split_sizes, out_dir, tracker, parent, started)
 
 
-def _finish(cfg, results, out_dir, tracker, parent, started) -> dict[str, Any]:
-    report = build_report(cfg.name, results, list(cfg.unlearning.schemes))
+def finish(cfg, results, split_sizes, out_dir, tracker, parent, started) -> dict[str, Any]:
+    report = build_report(cfg.name, results, list(cfg.unlearning.schemes), split_sizes)
     report["timing"]["experiment_seconds"] = time.perf_counter() - started
     report["timing"]["workers"] = worker_count(cfg)
     if parent:
@@ -76,52 +83,38 @@ def _finish(cfg, results, out_dir, tracker, parent, started) -> dict[str, Any]:
     return report
 
 
-def _run_seeds(cfg: UnlearnConfig, out_dir: Path, tracker: Tracker | None, parent: str | None,
-               progress: bool) -> list[dict[str, Any]]:
+def run_tasks(cfg: UnlearnConfig, out_dir: Path, tracker: Tracker | None, seed_runs: dict[int, str],
+              progress: bool, on_seed_done: Callable[[int], None] = lambda seed: None) -> list[dict[str, Any]]:
+    """Originals and golds first; a seed's schemes as soon as its original is trained."""
     from tqdm import tqdm
 
-    bar = tqdm(total=total_epochs_of(cfg), unit="epoch", desc=cfg.name, disable=not progress, dynamic_ncols=True)
-    jobs = worker_count(cfg)
-    try:
+    schemes = list(cfg.unlearning.schemes)
+    results = {seed: {"seed": seed, "models": {}} for seed in cfg.seeds}
+    todo = deque([Task(s, "original") for s in cfg.seeds] + [Task(s, "gold") for s in cfg.seeds])
+
+    def done(task: Task, entry: dict[str, Any]) -> None:
+        results[task.seed]["models"][task.role] = entry
+        if task.role == "original":
+            todo.extend(Task(task.seed, s) for s in schemes)
+        if len(results[task.seed]["models"]) == 2 + len(schemes):
+            on_seed_done(task.seed)
+
+    with tqdm(total=total_epochs_of(cfg), unit="epoch", desc=cfg.name, disable=not progress,
+              dynamic_ncols=True) as bar, ProgressQueue(bar.update) as queue:
+        jobs = worker_count(cfg)
         if jobs == 1:
-            return [run_seed(cfg, seed, str(out_dir), tracker, parent, _BarQueue(bar)) for seed in cfg.seeds]
-        ctx = mp.get_context("spawn")
-        with ctx.Manager() as manager:
-            q = manager.Queue()
-            stop = threading.Event()
-            drain = threading.Thread(target=_drain, args=(q, bar, stop), daemon=True)
-            drain.start()
-            pool = ctx.Pool(jobs)
-            try:
-                pending = [pool.apply_async(run_seed, (cfg, seed, str(out_dir), tracker, parent, q)) for seed in cfg.seeds]
-                results = [p.get() for p in pending]
-                pool.close()
-                return results
-            except BaseException:
-                pool.terminate()
-                raise
-            finally:
-                pool.join()
-                stop.set()
-                drain.join()
-    finally:
-        bar.close()
-
-
-class _BarQueue:
-    """In-process stand-in for the worker queue: ``put(n)`` advances the bar."""
-
-    def __init__(self, bar):
-        self.bar = bar
-
-    def put(self, n: int) -> None:
-        self.bar.update(n)
-
-
-def _drain(q, bar, stop: threading.Event) -> None:
-    while not stop.is_set() or not q.empty():
-        try:
-            bar.update(q.get(timeout=0.2))
-        except (queue_mod.Empty, EOFError, OSError):
-            if stop.is_set():
-                return
+            while todo:
+                task = todo.popleft()
+                done(task, run_task(cfg, task, str(out_dir), tracker, seed_runs.get(task.seed), queue))
+        else:
+            with worker_pool(jobs) as pool:
+                running: dict[Task, Any] = {}
+                while todo or running:
+                    while todo:
+                        task = todo.popleft()
+                        running[task] = pool.apply_async(run_task, (cfg, task, str(out_dir), tracker,
+                                                                    seed_runs.get(task.seed), queue.remote))
+                    for task in [t for t, r in running.items() if r.ready()]:
+                        done(task, running.pop(task).get())
+                    time.sleep(0.05)
+    return [results[s] for s in cfg.seeds]

@@ -1,12 +1,17 @@
-"""One seed of the speaker-unlearning protocol: original, gold, then every scheme on a copy of
-the original; each model a nested MLflow run with per-epoch metrics, final scores, confusion
-matrices and its checkpoint."""
+"""The fits of the speaker-unlearning protocol, one task each.
+
+For every seed: ``original`` (all speakers) and ``gold`` (without the forget speaker) train from
+the same initial weights; each scheme then unlearns a copy of that seed's original.  A task is one
+fit and one nested MLflow run (per-epoch metrics, final scores, confusion matrices, checkpoint);
+tasks of different seeds, and original and gold of one seed, run in parallel processes.
+"""
 
 from __future__ import annotations
 
-import logging
+import contextlib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
@@ -15,17 +20,26 @@ from audioforge.config import to_dict
 from audioforge.evaluation import SplitScores, membership_inference, score_split
 from audioforge.paths import data_root
 from audioforge.plots import confusion_figure, save
-from audioforge.tracking import Tracker
+from audioforge.tracking import Tracker, keep_tracking_env
 from audioforge.training import EpochProgress, Stopwatch, configure_threads, make_trainer, quiet_lightning
 from audioforge.unlearning.config import FitConfig, UnlearnConfig
 from callbacks.schedule import PhaseTimer, build_callbacks, total_epochs
 from datamodules.fsdd import FSDDDataModule
 from lightning_modules.classifier import ClassifierModule
 
-log = logging.getLogger(__name__)
-
 # report split name -> datamodule split
 EVAL_SPLITS = {"test": "test", "excluded": "forget", "val": "val", "retain_train": "retain_train"}
+BASE_ROLES = ("original", "gold")
+
+
+@dataclass(frozen=True)
+class Task:
+    seed: int
+    role: str  # "original", "gold" or a scheme name
+
+    @property
+    def scheme(self) -> str | None:
+        return None if self.role in BASE_ROLES else self.role
 
 
 def build_datamodule(cfg: UnlearnConfig, seed: int) -> FSDDDataModule:
@@ -35,111 +49,99 @@ def build_datamodule(cfg: UnlearnConfig, seed: int) -> FSDDDataModule:
                           seed=seed, cache_dir=d.cache_dir)
 
 
-def new_model(cfg: UnlearnConfig, dm: FSDDDataModule, fit: FitConfig | Any, seed: int) -> ClassifierModule:
+def new_model(cfg: UnlearnConfig, dm: FSDDDataModule, fit: FitConfig, seed: int) -> ClassifierModule:
     """A fresh classifier; the same ``seed`` gives the same initial weights."""
     pl.seed_everything(seed, verbose=False)
     return ClassifierModule(cfg.model.network, dm.input_shape, dm.num_classes, lr=fit.lr,
-                            weight_decay=getattr(fit, "weight_decay", 0.0), network_kwargs=cfg.model.kwargs)
+                            weight_decay=fit.weight_decay, network_kwargs=cfg.model.kwargs)
 
 
-class SeedRun:
-    """Runs and records one seed; ``results`` is what the report aggregates."""
-
-    def __init__(self, cfg: UnlearnConfig, seed: int, out_dir: Path, tracker: Tracker | None,
-                 parent_id: str | None, report: Callable[[int], None] = lambda n: None):
-        self.cfg, self.seed, self.out_dir = cfg, seed, Path(out_dir) / f"seed-{seed}"
-        self.tracker, self.parent_id, self.report = tracker, parent_id, report
-        self.dm = build_datamodule(cfg, seed)
-        self.results: dict[str, Any] = {"seed": seed, "models": {}}
-
-    def run(self) -> dict[str, Any]:
-        configure_threads(self.cfg.trainer)
-        quiet_lightning()
-        self.dm.setup()
-        self.results["split_sizes"] = {name: self.dm.split_size(split) for name, split in
-                                       {**EVAL_SPLITS, "full_train": "full_train"}.items()}
-        with self._run(f"seed {self.seed}", self.parent_id, {"audioforge.role": "seed"}) as seed_run:
-            cfg = self.cfg
-            original = new_model(cfg, self.dm, cfg.original, self.seed)
-            self._train("original", original, "full_train", cfg.original, seed_run, [])
-            gold = new_model(cfg, self.dm, cfg.gold, self.seed)
-            self._train("gold", gold, "retain_train", cfg.gold, seed_run, [])
-            for scheme, ops in cfg.unlearning.schemes.items():
-                model = new_model(cfg, self.dm, cfg.unlearning, self.seed)
-                model.net.load_state_dict(original.net.state_dict())
-                model.initial_state = {k: v.clone() for k, v in original.initial_state.items()}
-                fit = FitConfig(epochs=total_epochs(cfg.unlearning.phases), batch_size=cfg.unlearning.batch_size,
-                                lr=cfg.unlearning.lr)
-                callbacks = build_callbacks(cfg.unlearning.phases, ops, self.seed)
-                self._train(scheme, model, "retain_train", fit, seed_run, callbacks, scheme=scheme)
-        return self.results
-
-    def _run(self, name: str, parent: str | None, tags: dict[str, str]):
-        if self.tracker is None:
-            from contextlib import nullcontext
-
-            return nullcontext(None)
-        return self.tracker.run(name, parent, {**tags, "audioforge.seed": str(self.seed)})
-
-    def _train(self, role: str, model: ClassifierModule, split: str, fit: FitConfig, parent: str | None,
-               callbacks: list[pl.Callback], scheme: str | None = None) -> None:
-        tags = {"audioforge.role": "unlearned" if scheme else role, "audioforge.model": role}
-        with self._run(role, parent, tags) as run_id:
-            logger = self.tracker.lightning_logger(run_id) if run_id else False
-            self.dm.train_split, self.dm.batch_size = split, fit.batch_size
-            trainer = make_trainer(self.cfg.trainer, fit.epochs, logger, [*callbacks, EpochProgress(self.report)])
-            pl.seed_everything(self.seed + 1, verbose=False)
-            with Stopwatch() as sw:
-                trainer.fit(model, datamodule=self.dm)
-            timer = next((c for c in callbacks if isinstance(c, PhaseTimer)), None)
-            entry: dict[str, Any] = {"train_split": split, "epochs": fit.epochs, "seconds": sw.seconds,
-                                     "phase_seconds": dict(timer.seconds) if timer else {}, "run_id": run_id}
-            if trainer.is_global_zero:
-                scores = self._score(model)
-                entry["metrics"] = {name: s.metrics for name, s in scores.items()}
-                entry["confusion"] = {name: scores[name].confusion.tolist() for name in ("test", "excluded")}
-                if self.cfg.membership_inference:
-                    entry["membership"] = membership_inference(scores["retain_train"], scores["test"],
-                                                               scores["excluded"], seed=self.seed)
-                self._record(role, model, trainer, entry, run_id, scheme)
-            self.results["models"][role] = entry
-
-    def _score(self, model: ClassifierModule) -> dict[str, SplitScores]:
-        return {name: score_split(model, *self.dm.tensors(split), self.dm.num_classes)
-                for name, split in EVAL_SPLITS.items()}
-
-    def _record(self, role: str, model: ClassifierModule, trainer: pl.Trainer, entry: dict[str, Any],
-                run_id: str | None, scheme: str | None) -> None:
-        folder = self.out_dir / role
-        pngs = [save(confusion_figure(entry["confusion"][split], self.dm.class_names,
-                                      f"{role}, seed {self.seed}: {split}"), folder / f"confusion_{split}.png")
-                for split in ("test", "excluded")]
-        ckpt = None
-        if self.cfg.save_checkpoints:
-            ckpt = folder / "model.ckpt"
-            trainer.save_checkpoint(ckpt)
-        if run_id is None:
-            return
-        tr = self.tracker
-        metrics = {f"final/{split}/{k}": v for split, m in entry["metrics"].items() for k, v in m.items()}
-        metrics |= {f"final/membership/{k}": v for k, v in entry.get("membership", {}).items()}
-        metrics |= {"time/fit_seconds": entry["seconds"]}
-        metrics |= {f"time/phase/{k}_seconds": v for k, v in entry["phase_seconds"].items()}
-        tr.log_metrics(run_id, metrics)
-        tr.client.log_dict(run_id, {"seed": self.seed, "scheme": scheme, **{k: entry[k] for k in
-                                    ("train_split", "epochs", "confusion")}}, "scores.json")
-        if scheme:
-            tr.client.log_dict(run_id, to_dict(self.cfg.unlearning.phases) + [{"scheme_ops": to_dict(
-                self.cfg.unlearning.schemes[scheme])}], "schedule.json")
-        for png in pngs:
-            tr.log_artifact(run_id, png, "plots")
-        if ckpt is not None:
-            tr.log_artifact(run_id, ckpt, "checkpoints")
+def unlearning_fit(cfg: UnlearnConfig) -> FitConfig:
+    u = cfg.unlearning
+    return FitConfig(epochs=total_epochs(u.phases), batch_size=u.batch_size, lr=u.lr)
 
 
-def run_seed(cfg: UnlearnConfig, seed: int, out_dir: str, tracker: Tracker | None, parent_id: str | None,
+def seed_folder(out_dir: Path, seed: int) -> Path:
+    return Path(out_dir) / f"seed-{seed}"
+
+
+def run_task(cfg: UnlearnConfig, task: Task, out_dir: str, tracker: Tracker | None, seed_run_id: str | None,
              queue: Any = None) -> dict[str, Any]:
-    """Entry point for worker processes (picklable arguments only)."""
-    report = (lambda n: queue.put(n)) if queue is not None else (lambda n: None)
-    torch.set_num_threads(cfg.trainer.threads or torch.get_num_threads())
-    return SeedRun(cfg, seed, Path(out_dir), tracker, parent_id, report).run()
+    """Train, score and record one model; returns its entry for the report.  Runs in worker processes
+    (arguments are picklable); ``queue.put(1)`` after every epoch drives the progress bar."""
+    configure_threads(cfg.trainer)
+    quiet_lightning()
+    dm = build_datamodule(cfg, task.seed)
+    dm.setup()
+    folder = seed_folder(Path(out_dir), task.seed) / task.role
+    if task.scheme is None:
+        fit = cfg.original if task.role == "original" else cfg.gold
+        model = new_model(cfg, dm, fit, task.seed)
+        split, callbacks = ("full_train" if task.role == "original" else "retain_train"), []
+    else:
+        fit = unlearning_fit(cfg)
+        model = new_model(cfg, dm, fit, task.seed)
+        start = torch.load(seed_folder(Path(out_dir), task.seed) / "original" / "weights.pt")
+        model.net.load_state_dict(start["net"])
+        model.initial_state = start["initial_state"]
+        split = "retain_train"
+        callbacks = build_callbacks(cfg.unlearning.phases, cfg.unlearning.schemes[task.scheme], task.seed)
+
+    tags = {"audioforge.role": "unlearned" if task.scheme else task.role, "audioforge.model": task.role,
+            "audioforge.seed": str(task.seed)}
+    run_ctx = tracker.run(task.role, seed_run_id, tags) if tracker else contextlib.nullcontext(None)
+    with run_ctx as run_id:
+        dm.train_split, dm.batch_size = split, fit.batch_size
+        report = (lambda n: queue.put(n)) if queue is not None else (lambda n: None)
+        logger = tracker.lightning_logger(run_id) if run_id else False
+        trainer = make_trainer(cfg.trainer, fit.epochs, logger, [*callbacks, EpochProgress(report)])
+        pl.seed_everything(task.seed + 1, verbose=False)
+        with Stopwatch() as sw, keep_tracking_env():
+            trainer.fit(model, datamodule=dm)
+        timer = next((c for c in callbacks if isinstance(c, PhaseTimer)), None)
+        entry: dict[str, Any] = {"seed": task.seed, "role": task.role, "train_split": split, "epochs": fit.epochs,
+                                 "seconds": sw.seconds, "phase_seconds": dict(timer.seconds) if timer else {},
+                                 "run_id": run_id}
+        if trainer.is_global_zero:
+            folder.mkdir(parents=True, exist_ok=True)
+            if task.role == "original":
+                torch.save({"net": model.net.state_dict(), "initial_state": model.initial_state}, folder / "weights.pt")
+            scores = score_model(model, dm)
+            entry["metrics"] = {name: s.metrics for name, s in scores.items()}
+            entry["confusion"] = {name: scores[name].confusion.tolist() for name in ("test", "excluded")}
+            if cfg.membership_inference:
+                entry["membership"] = membership_inference(scores["retain_train"], scores["test"],
+                                                           scores["excluded"], seed=task.seed)
+            record(cfg, task, dm, trainer, entry, folder, tracker, run_id)
+    return entry
+
+
+def score_model(model: ClassifierModule, dm: FSDDDataModule) -> dict[str, SplitScores]:
+    return {name: score_split(model, *dm.tensors(split), dm.num_classes) for name, split in EVAL_SPLITS.items()}
+
+
+def record(cfg: UnlearnConfig, task: Task, dm: FSDDDataModule, trainer: pl.Trainer, entry: dict[str, Any],
+           folder: Path, tracker: Tracker | None, run_id: str | None) -> None:
+    """Confusion PNGs and the checkpoint in the report folder, and everything in the model's run."""
+    pngs = [save(confusion_figure(entry["confusion"][split], dm.class_names, f"{task.role}, seed {task.seed}: {split}"),
+                 folder / f"confusion_{split}.png") for split in ("test", "excluded")]
+    ckpt = None
+    if cfg.save_checkpoints:
+        ckpt = folder / "model.ckpt"
+        trainer.save_checkpoint(ckpt)
+    if run_id is None:
+        return
+    metrics = {f"final/{split}/{k}": v for split, m in entry["metrics"].items() for k, v in m.items()}
+    metrics |= {f"final/membership/{k}": v for k, v in entry.get("membership", {}).items()}
+    metrics |= {"time/fit_seconds": entry["seconds"]}
+    metrics |= {f"time/phase/{k}_seconds": v for k, v in entry["phase_seconds"].items()}
+    tracker.log_metrics(run_id, metrics)
+    scores = {k: entry[k] for k in ("seed", "role", "train_split", "epochs", "metrics", "confusion")}
+    tracker.client.log_dict(run_id, scores, "scores.json")
+    if task.scheme:
+        schedule = {"phases": to_dict(cfg.unlearning.phases), "scheme_ops": to_dict(cfg.unlearning.schemes[task.scheme])}
+        tracker.client.log_dict(run_id, schedule, "schedule.json")
+    for png in pngs:
+        tracker.log_artifact(run_id, png, "plots")
+    if ckpt is not None:
+        tracker.log_artifact(run_id, ckpt, "checkpoints")

@@ -39,7 +39,8 @@ def paired_test(a: list[float], b: list[float]) -> dict[str, Any]:
     return out
 
 
-def build_report(name: str, seeds_results: list[dict[str, Any]], schemes: list[str]) -> dict[str, Any]:
+def build_report(name: str, seeds_results: list[dict[str, Any]], schemes: list[str],
+                 split_sizes: dict[str, int]) -> dict[str, Any]:
     results = sorted(seeds_results, key=lambda r: r["seed"])
     models = ["original", "gold", *schemes]
 
@@ -49,7 +50,7 @@ def build_report(name: str, seeds_results: list[dict[str, Any]], schemes: list[s
     report: dict[str, Any] = {
         "experiment": name,
         "seeds": [r["seed"] for r in results],
-        "split_sizes": results[0]["split_sizes"],
+        "split_sizes": split_sizes,
         "metrics": {model: {split: {m: mean_std(metric(model, split, m)) for m in METRICS}
                             for split in (*SPLITS, "val")} for model in models},
         "deltas": {ref: {m: {s: {split: mean_std(np.subtract(metric(s, split, m), metric(ref, split, m)))

@@ -1,0 +1,74 @@
+import pytest
+
+from audioforge.config import apply_override, flatten, load_config, to_dict
+from audioforge.errors import ConfigError
+from audioforge.paths import preset
+from audioforge.unlearning.config import UnlearnConfig
+
+
+def test_paper_preset_holds_the_paper_protocol():
+    cfg = load_config(UnlearnConfig, [preset("unlearn", "paper")])
+    assert cfg.original.epochs == 100 and cfg.gold.epochs == 120 and cfg.original.batch_size == 16
+    assert cfg.seeds == [0, 1, 2]
+    assert [p.name for p in cfg.unlearning.phases] == ["reset", "perturb", "finetune"]
+    assert cfg.unlearning.phases[1].rounds == 5 and cfg.unlearning.phases[1].ops[0].scale == 0.08
+    assert set(cfg.unlearning.schemes) == {"base", "all_bn", "conv_bn"}
+    assert (cfg.features.n_mfcc, cfg.features.frames) == (20, 20)
+
+
+def test_quick_preset_inherits_and_replaces_lists():
+    cfg = load_config(UnlearnConfig, [preset("unlearn", "quick")])
+    assert cfg.original.epochs < 100 and cfg.original.batch_size == 16  # merged from paper.yaml
+    assert cfg.unlearning.phases[1].rounds == 2
+    assert set(cfg.unlearning.schemes) == {"base", "all_bn", "conv_bn"}
+
+
+def test_overrides_reach_nested_keys_and_list_items():
+    cfg = load_config(UnlearnConfig, [preset("unlearn", "paper")],
+                      ["original.epochs=7", "unlearning.phases.1.ops.0.scale=0.2", "seeds=[4, 5]",
+                       "trainer.devices=2", "data.forget_speakers=[theo]"])
+    assert cfg.original.epochs == 7
+    assert cfg.unlearning.phases[1].ops[0].scale == 0.2
+    assert cfg.seeds == [4, 5] and cfg.trainer.devices == 2 and cfg.data.forget_speakers == ["theo"]
+
+
+@pytest.mark.parametrize("override, message", [
+    ("original.epochz=3", "unknown config key original.epochz"),
+    ("nonsense=1", "unknown config key nonsense"),
+    ("original.epochs=abc", "original.epochs must be an integer"),
+    ("original.lr=fast", "original.lr must be a number"),
+    ("membership_inference=3", "membership_inference must be true or false"),
+    ("unlearning.phases.7.epochs=1", "index 7 is out of range"),
+    ("unlearning.phases.0.ops.0.op=erase", "unlearning.phases.0.ops.0.op must be one of"),
+    ("original.epochs=0", "epochs and batch_size must be >= 1"),
+    ("features.kind=wavelet", "unknown feature kind 'wavelet'"),
+    ("features.n_mfcc=60", "n_mfcc (60) cannot exceed n_mels"),
+    ("seeds=[]", "seeds must hold at least one seed"),
+    ("noequals", "must look like key.path=value"),
+])
+def test_bad_overrides_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_config(UnlearnConfig, [preset("unlearn", "paper")], [override])
+
+
+def test_missing_and_invalid_yaml_files(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(UnlearnConfig, [tmp_path / "nope.yaml"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("original: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(UnlearnConfig, [bad])
+
+
+def test_round_trip_and_flatten():
+    cfg = load_config(UnlearnConfig, [preset("unlearn", "paper")])
+    again = load_config(UnlearnConfig, overrides=[], defaults=to_dict(cfg))
+    assert to_dict(again) == to_dict(cfg)
+    flat = flatten(to_dict(cfg))
+    assert flat["unlearning.phases.1.ops.0.scale"] == 0.08 and flat["original.epochs"] == 100
+
+
+def test_apply_override_creates_missing_mappings():
+    data = {}
+    apply_override(data, "a.b.c=1.5")
+    assert data == {"a": {"b": {"c": 1.5}}}

@@ -1,0 +1,71 @@
+import librosa
+import numpy as np
+import pytest
+import torch
+
+from audioforge.errors import ConfigError
+from datamodules.audio_io import fit_length, load_audio
+from datamodules.features import FeatureSpec, extract, feature_shape
+from datamodules.fsdd import FSDDDataModule
+
+
+def test_mfcc_matches_librosa_on_real_clips(data_root):
+    spec = FeatureSpec()
+    names = ["0_george_0.wav", "7_jackson_32.wav", "9_yweweler_49.wav"]
+    waves = [load_audio(data_root / "fsdd" / "recordings" / n, spec.sample_rate) for n in names]
+    feats = extract(waves, spec)
+    assert feats.shape == (3, 1, 20, 20) and feats.dtype == torch.float32
+    for wave, feat in zip(waves, feats):
+        ref = librosa.feature.mfcc(y=fit_length(wave, spec.num_samples), sr=spec.sample_rate, n_mfcc=spec.n_mfcc,
+                                   n_fft=spec.n_fft, hop_length=spec.hop_length, n_mels=spec.n_mels)
+        assert ref.shape == (20, 20)
+        np.testing.assert_allclose(feat[0].numpy(), ref, atol=1e-3 * np.abs(ref).max())
+
+
+def test_pad_and_cut_to_twenty_frames():
+    spec = FeatureSpec()
+    short, long = np.random.default_rng(0).normal(size=(2, 20000)).astype(np.float32)
+    feats = extract([short[:500], long], spec)
+    assert feats.shape == (2, 1, 20, 20)
+    assert torch.isfinite(feats).all()
+    assert fit_length(long, spec.num_samples).shape == (spec.num_samples,)
+    assert feature_shape(FeatureSpec(n_mfcc=13, frames=32)) == (1, 13, 32)
+
+
+def test_feature_spec_validation():
+    with pytest.raises(ConfigError, match="hop_length must be positive"):
+        FeatureSpec(hop_length=0).validate()
+    with pytest.raises(ConfigError, match="fmax"):
+        FeatureSpec(fmax=6000.0).validate()
+
+
+def test_cache_hit_and_invalidation(small_fsdd, tmp_path):
+    cache = tmp_path / "cache"
+    first = FSDDDataModule(small_fsdd, download=False, cache_dir=cache)
+    first.setup()
+    assert not first.last_load_cached
+    second = FSDDDataModule(small_fsdd, download=False, cache_dir=cache)
+    second.setup()
+    assert second.last_load_cached
+    torch.testing.assert_close(first.x, second.x)
+    # other parameters: a different key
+    third = FSDDDataModule(small_fsdd, download=False, cache_dir=cache, features=FeatureSpec(n_mfcc=13))
+    third.setup()
+    assert not third.last_load_cached and third.x.shape[2] == 13
+    # a changed file list: a different key
+    (small_fsdd / "fsdd" / "recordings" / "0_theo_9.wav").unlink()
+    fourth = FSDDDataModule(small_fsdd, download=False, cache_dir=cache)
+    fourth.setup()
+    assert not fourth.last_load_cached and len(fourth.x) == len(first.x) - 1
+
+
+def test_corrupt_cache_file_is_rebuilt(small_fsdd, tmp_path):
+    cache = tmp_path / "cache"
+    dm = FSDDDataModule(small_fsdd, download=False, cache_dir=cache)
+    dm.setup()
+    for f in cache.rglob("*.pt"):
+        f.write_bytes(b"garbage")
+    again = FSDDDataModule(small_fsdd, download=False, cache_dir=cache)
+    again.setup()
+    assert not again.last_load_cached
+    torch.testing.assert_close(dm.x, again.x)

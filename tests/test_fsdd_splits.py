@@ -1,0 +1,79 @@
+from collections import Counter
+
+import pytest
+import torch
+
+from datamodules.fsdd import FSDDDataModule
+from datamodules.loader import TensorBatchLoader
+
+
+@pytest.fixture(scope="module")
+def fsdd(data_root):
+    dm = FSDDDataModule(data_root, forget_speakers=["george"], seed=0, download=False)
+    dm.setup()
+    return dm
+
+
+def test_paper_split_sizes(fsdd):
+    sizes = {k: fsdd.split_size(k) for k in ("retain_train", "val", "test", "forget", "full_train")}
+    assert sizes == {"retain_train": 2025, "val": 225, "test": 250, "forget": 500, "full_train": 2525}
+    assert fsdd.x.shape == (3000, 1, 20, 20)
+
+
+def test_splits_are_disjoint_and_forget_speaker_is_only_in_forget(fsdd):
+    sets = {k: set(fsdd.splits[k].tolist()) for k in ("retain_train", "val", "test", "forget")}
+    names = list(sets)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            assert not sets[a] & sets[b], (a, b)
+    assert set().union(*sets.values()) == set(range(3000))
+    assert set(fsdd.splits["full_train"].tolist()) == sets["retain_train"] | sets["forget"]
+    for split in ("retain_train", "val", "test"):
+        assert "george" not in fsdd.groups(split)
+    assert set(fsdd.groups("forget")) == {"george"}
+
+
+def test_stratified_by_digit(fsdd):
+    assert Counter(fsdd.tensors("test")[1].tolist()) == {d: 25 for d in range(10)}
+    val_counts = Counter(fsdd.tensors("val")[1].tolist())
+    assert max(val_counts.values()) - min(val_counts.values()) <= 1
+
+
+def test_deterministic_per_seed(data_root, fsdd):
+    same = FSDDDataModule(data_root, seed=0, download=False)
+    same.setup()
+    other = FSDDDataModule(data_root, seed=1, download=False)
+    other.setup()
+    assert torch.equal(same.splits["test"], fsdd.splits["test"])
+    assert not torch.equal(other.splits["test"], fsdd.splits["test"])
+
+
+def test_two_forget_speakers(data_root):
+    dm = FSDDDataModule(data_root, forget_speakers=["george", "theo"], download=False)
+    dm.setup()
+    assert dm.split_size("forget") == 1000
+    assert dm.split_size("retain_train") + dm.split_size("val") + dm.split_size("test") == 2000
+
+
+def test_loaders(fsdd):
+    fsdd.batch_size = 16
+    fsdd.train_split = "retain_train"
+    train = fsdd.train_dataloader()
+    batches = list(train)
+    assert len(batches) == len(train) == 127
+    assert batches[0][0].shape == (16, 1, 20, 20) and batches[-1][0].shape[0] == 2025 - 126 * 16
+    assert sorted(torch.cat([y for _, y in batches]).tolist()) == sorted(fsdd.tensors("retain_train")[1].tolist())
+    second = list(train)  # a new epoch shuffles differently
+    assert not torch.equal(batches[0][1], second[0][1])
+    for split in ("full_train", "forget", "val", "test"):
+        loader = fsdd.loader(split)
+        assert sum(len(y) for _, y in loader) == fsdd.split_size(split)
+
+
+def test_loader_shards_cover_everything_once_per_rank():
+    x, y = torch.arange(10).float()[:, None], torch.arange(10)
+    shards = [list(TensorBatchLoader(x, y, 2, shuffle=True, seed=3, rank=r, world_size=3)) for r in range(3)]
+    lengths = {len(s) for s in shards}
+    assert lengths == {2}  # 10 samples over 3 ranks: padded to 4 each, same batch count everywhere
+    seen = torch.cat([b for s in shards for _, b in s])
+    assert set(seen.tolist()) == set(range(10)) and len(seen) == 12

@@ -1,0 +1,54 @@
+import pytest
+from mlflow.tracking import MlflowClient
+
+from audioforge.tracking import PARENT_TAG, Tracker, TrackingConfig, artifact_root, keep_tracking_env, tracking_uri
+
+
+def test_default_store_is_sqlite_under_the_store_folder(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    uri = tracking_uri(TrackingConfig(store=str(tmp_path / "mlruns")))
+    assert uri == f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////elsewhere/db")
+    assert tracking_uri(TrackingConfig(store=str(tmp_path))) == "sqlite:////elsewhere/db"
+    assert tracking_uri(TrackingConfig(uri="http://127.0.0.1:5000")) == "http://127.0.0.1:5000"
+    assert artifact_root("sqlite:////data/store/mlflow.db") == "file:///data/store/artifacts"
+    assert artifact_root("postgresql://db/mlflow") is None
+
+
+def test_mlflow_logger_does_not_leak_its_uri_into_the_environment(tmp_path, monkeypatch):
+    import mlflow
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with keep_tracking_env():
+        mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/x.db")  # what Lightning's MLFlowLogger does
+    assert "MLFLOW_TRACKING_URI" not in __import__("os").environ
+
+
+def test_runs_end_finished_or_failed_and_children_are_not_left_running(mlflow_store):
+    tracker = Tracker.open(TrackingConfig(store=str(mlflow_store), experiment="tracking-test"))
+    client = MlflowClient(tracker.uri)
+    with tracker.run("ok") as ok:
+        tracker.log_config(ok, {"a": {"b": 1, "c": [1, 2]}, "name": "x"})
+        tracker.log_metrics(ok, {"m": 0.5})
+    run = client.get_run(ok)
+    assert run.info.status == "FINISHED"
+    assert run.data.params == {"a.b": "1", "a.c": "[1, 2]", "name": "x"}
+    assert run.data.metrics == {"m": 0.5}
+    assert [a.path for a in client.list_artifacts(ok)] == ["config.yaml"]
+    artifact_dir = client.get_experiment(tracker.experiment_id).artifact_location
+    assert artifact_dir.startswith("file://") and str(mlflow_store) in artifact_dir
+
+    with pytest.raises(RuntimeError):
+        with tracker.run("parent") as parent:
+            child = tracker.create_run("orphan", parent_id=parent)  # as if its worker died
+            grandchild = tracker.create_run("orphan-child", parent_id=child)
+            raise RuntimeError("boom")
+    assert client.get_run(parent).info.status == "FAILED"
+    assert client.get_run(child).info.status == "FAILED"
+    assert client.get_run(grandchild).info.status == "FAILED"
+    assert client.get_run(child).data.tags[PARENT_TAG] == parent
+
+    with pytest.raises(KeyboardInterrupt):
+        with tracker.run("interrupted") as killed:
+            raise KeyboardInterrupt
+    assert client.get_run(killed).info.status == "KILLED"
