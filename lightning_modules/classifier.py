@@ -1,7 +1,11 @@
 """One LightningModule for classification with any registered network.
 
 Adam (fused kernel on CPU and CUDA); the network runs channels-last (NHWC), about 1.3x faster
-per step for these small convolutions on CPU.  Per-epoch train loss and accuracy, accumulated
+per step for these small convolutions on CPU.  The step uses manual optimization: one
+``zero_grad / backward / step`` per batch, which is all automatic optimization would do here,
+minus its closure machinery (a few percent of this network's 2 ms CPU step, see
+``benchmarks/lightning_overhead.py``); callback hooks such as ``on_before_optimizer_step`` still
+run, Trainer gradient clipping and accumulation do not apply.  Per-epoch train loss and accuracy, accumulated
 without per-step logging overhead; validation and test accuracy with macro precision, recall and F1 from torchmetrics.  The
 network's initial weights are kept (``initial_state``, saved in checkpoints) so unlearning can
 reset layers to them.
@@ -41,6 +45,7 @@ class ClassifierModule(pl.LightningModule):
         self.net = build_network(network, tuple(input_shape), num_classes, **(network_kwargs or {}))
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.net.to(memory_format=self.memory_format)
+        self.automatic_optimization = False
         self.initial_state = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
         self.val_metrics = classification_metrics(num_classes, prefix="val/")
         self.test_metrics = classification_metrics(num_classes, prefix="test/")
@@ -58,8 +63,12 @@ class ClassifierModule(pl.LightningModule):
 
     def training_step(self, batch, batch_idx):
         x, y = batch
+        optimizer = self.optimizers()
         logits = self(x)
         loss = F.cross_entropy(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        optimizer.step()
         # epoch sums kept on the device, no per-step logging (it costs more than this small step)
         self._loss_sum.add_(loss.detach(), alpha=len(y))
         self._correct.add_((logits.detach().argmax(1) == y).sum())
