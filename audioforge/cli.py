@@ -42,12 +42,14 @@ def _common_flags(parser: argparse.ArgumentParser, command: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="audioforge", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="audioforge", description="Tracked audio-ML experiments (MLflow store: mlruns/ unless MLFLOW_TRACKING_URI).",
+        epilog="Each command takes YAML configs and key.path=value overrides; see README.md.")
     sub = parser.add_subparsers(dest="command", required=True)
     unlearn = sub.add_parser("unlearn", help="speaker unlearning on FSDD (original, gold, three schemes)")
     _common_flags(unlearn, "unlearn")
     unlearn.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2")
-    unlearn.add_argument("--jobs", type=int, help="seeds run in parallel processes (0 = one per core)")
+    unlearn.add_argument("--jobs", type=int, help="fits run in this many parallel worker processes (0 = one per CPU core)")
     return parser
 
 
@@ -125,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     except AudioforgeError as exc:
         print(f"audioforge: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # output piped into a pager or head that closed early
+        return 0
     except OSError as exc:  # unwritable output folder, full disk, ...
         print(f"audioforge: error: {exc}", file=sys.stderr)
         return 1

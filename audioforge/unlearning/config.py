@@ -65,7 +65,7 @@ class UnlearningConfig:
 class UnlearnConfig:
     name: str = "fsdd-speaker-unlearning"
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    jobs: int = 0                        # seeds run in parallel processes; 0 = min(seeds, CPUs)
+    jobs: int = 0                        # parallel worker processes for fits; 0 = one per CPU core
     output_dir: str | None = None        # null: outputs/unlearn/<name>-<timestamp>
     membership_inference: bool = True
     save_checkpoints: bool = True
