@@ -73,7 +73,7 @@ def apply_override(data: dict[str, Any], override: str) -> None:
     parts = key.split(".")
     node: Any = data
     for i, part in enumerate(parts[:-1]):
-        node = _child(node, part, ".".join(parts[: i + 1]), create=True)
+        node = _child(node, part, ".".join(parts[: i + 1]))
     last = parts[-1]
     if isinstance(node, list):
         node[_index(node, last, key)] = value
@@ -93,14 +93,14 @@ def _index(node: list, part: str, key: str) -> int:
     return idx
 
 
-def _child(node: Any, part: str, key: str, create: bool) -> Any:
+def _child(node: Any, part: str, key: str) -> Any:
+    """The child ``part`` of a list or mapping; missing mappings are created (unknown keys are
+    refused later, when the result is checked against the dataclasses)."""
     if isinstance(node, list):
         return node[_index(node, part, key)]
     if not isinstance(node, dict):
         raise ConfigError(f"override {key}: parent is not a mapping")
     if part not in node or node[part] is None:
-        if not create:
-            raise ConfigError(f"unknown key {key}")
         node[part] = {}
     return node[part]
 

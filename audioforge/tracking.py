@@ -158,9 +158,6 @@ class Tracker:
         else:
             self.client.log_artifact(run_id, str(path), artifact_path)
 
-    def log_figure(self, run_id: str, figure, name: str) -> None:
-        self.client.log_figure(run_id, figure, name)
-
     def lightning_logger(self, run_id: str):
         """A Lightning ``MLFlowLogger`` writing into the existing run ``run_id``."""
         from lightning.pytorch.loggers import MLFlowLogger

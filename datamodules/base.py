@@ -104,9 +104,6 @@ class AudioDataModule(pl.LightningDataModule):
     def groups(self, split: str) -> list[str]:
         return [self.items[i].group for i in self._split_indices(split).tolist()]
 
-    def paths(self, split: str) -> list[Path]:
-        return [self.items[i].path for i in self._split_indices(split).tolist()]
-
     def loader(self, split: str, shuffle: bool | None = None, batch_size: int | None = None) -> TensorBatchLoader:
         """A loader over ``split``; shuffled by default only for training splits."""
         x, y = self.tensors(split)

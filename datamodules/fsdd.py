@@ -70,10 +70,6 @@ class FSDDDataModule(AudioDataModule):
             raise DataError(f"data.forget_speakers must name at least one and not every speaker ({', '.join(speakers)})")
         return items
 
-    @property
-    def speakers(self) -> list[str]:
-        return sorted({i.group for i in self.items})
-
     def make_splits(self, items: list[AudioItem]) -> dict[str, np.ndarray]:
         forget_set = set(self.forget_speakers)
         labels = np.array([i.label for i in items])

@@ -34,9 +34,6 @@ class TensorBatchLoader:
         n = self.num_samples
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
     def indices(self) -> torch.Tensor:
         n = len(self.x)
         if self.shuffle:
