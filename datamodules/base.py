@@ -61,6 +61,7 @@ class AudioDataModule(pl.LightningDataModule):
         self.splits: dict[str, torch.Tensor] = {}
         self.last_load_seconds: float = 0.0
         self.last_load_cached: bool = False
+        self.content_key: str | None = None  # hash of the file list and feature parameters
 
     # --- dataset hooks -------------------------------------------------------------------
     def locate(self) -> Path:
@@ -143,6 +144,7 @@ class AudioDataModule(pl.LightningDataModule):
             raise DataError(f"no audio clips found in {folder}")
         key = cache_key(dataset=self.name, files=file_fingerprint([i.path for i in items], folder),
                         features=self.features.cache_fields())
+        self.content_key = key
         payload = self.cache.load(self.name, key)
         self.last_load_cached = payload is not None
         if payload is None:

@@ -91,3 +91,24 @@ def test_mlflow_holds_parent_seed_and_model_runs(quick_run):
             assert "plots/confusion_excluded.png" in paths
             assert [a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")] == ["checkpoints/model.ckpt"]
         assert "unlearn/phase" in models["conv_bn"].data.metrics
+
+
+def test_base_models_are_reused_from_the_cache(data_root, mlflow_store, tmp_path):
+    args = ["unlearn", "--preset", "quick", "--data", str(data_root), "--quiet", "seeds=[3]", "original.epochs=2",
+            "gold.epochs=2", f"tracking.store={mlflow_store}", "tracking.experiment=reuse"]
+    assert main([*args, "--output", str(tmp_path / "first")]) == 0
+    assert main([*args, "--output", str(tmp_path / "second")]) == 0
+    first = json.loads((tmp_path / "first" / "report.json").read_text())
+    second = json.loads((tmp_path / "second" / "report.json").read_text())
+    assert second["metrics"]["original"] == first["metrics"]["original"]
+    assert second["metrics"]["gold"] == first["metrics"]["gold"]
+    # the unlearning starts from the very same original weights
+    assert second["metrics"]["conv_bn"] == first["metrics"]["conv_bn"]
+    client = MlflowClient(second["mlflow"]["tracking_uri"])
+    runs = client.search_runs([second["mlflow"]["experiment_id"]], filter_string="tags.`audioforge.reused` = 'true'")
+    assert sorted(r.info.run_name for r in runs) == ["gold", "original"]
+    assert all("final/excluded/f1" in r.data.metrics for r in runs)
+    assert not (tmp_path / "second" / "seed-3" / "original" / "model.ckpt").exists()
+    assert (tmp_path / "first" / "seed-3" / "original" / "model.ckpt").exists()
+    fresh = main([*args, "--output", str(tmp_path / "third"), "reuse_base_models=false"])
+    assert fresh == 0 and (tmp_path / "third" / "seed-3" / "original" / "model.ckpt").exists()

@@ -69,6 +69,7 @@ class UnlearnConfig:
     output_dir: str | None = None        # null: outputs/unlearn/<name>-<timestamp>
     membership_inference: bool = True
     save_checkpoints: bool = True
+    reuse_base_models: bool = True       # original and gold from the content-hash cache when present
     data: DataConfig = field(default_factory=DataConfig)
     features: FeatureSpec = field(default_factory=FeatureSpec)
     model: ModelConfig = field(default_factory=ModelConfig)

@@ -22,6 +22,7 @@ from audioforge.paths import data_root
 from audioforge.plots import confusion_figure, save
 from audioforge.tracking import Tracker, keep_tracking_env
 from audioforge.training import EpochProgress, Stopwatch, configure_threads, make_trainer, quiet_lightning
+from audioforge.unlearning.base_models import BaseModelCache, base_model_key
 from audioforge.unlearning.config import FitConfig, UnlearnConfig
 from callbacks.schedule import PhaseTimer, build_callbacks, total_epochs
 from datamodules.fsdd import FSDDDataModule
@@ -74,6 +75,13 @@ def run_task(cfg: UnlearnConfig, task: Task, out_dir: str, tracker: Tracker | No
     dm = build_datamodule(cfg, task.seed)
     dm.setup()
     folder = seed_folder(Path(out_dir), task.seed) / task.role
+    tags = {"audioforge.role": "unlearned" if task.scheme else task.role, "audioforge.model": task.role,
+            "audioforge.seed": str(task.seed)}
+    if task.scheme is None:
+        key = base_model_key(cfg, task.role, task.seed, dm.content_key)
+        cached = BaseModelCache().load(key) if cfg.reuse_base_models else None
+        if cached is not None:
+            return reuse_base_model(cfg, task, dm, cached, key, folder, tracker, seed_run_id, tags, queue)
     if task.scheme is None:
         fit = cfg.original if task.role == "original" else cfg.gold
         model = new_model(cfg, dm, fit, task.seed)
@@ -87,8 +95,6 @@ def run_task(cfg: UnlearnConfig, task: Task, out_dir: str, tracker: Tracker | No
         split = "retain_train"
         callbacks = build_callbacks(cfg.unlearning.phases, cfg.unlearning.schemes[task.scheme], task.seed)
 
-    tags = {"audioforge.role": "unlearned" if task.scheme else task.role, "audioforge.model": task.role,
-            "audioforge.seed": str(task.seed)}
     run_ctx = tracker.run(task.role, seed_run_id, tags) if tracker else contextlib.nullcontext(None)
     with run_ctx as run_id:
         dm.train_split, dm.batch_size = split, fit.batch_size
@@ -104,8 +110,9 @@ def run_task(cfg: UnlearnConfig, task: Task, out_dir: str, tracker: Tracker | No
                                  "run_id": run_id}
         if trainer.is_global_zero:
             folder.mkdir(parents=True, exist_ok=True)
+            weights = {"net": model.net.state_dict(), "initial_state": model.initial_state}
             if task.role == "original":
-                torch.save({"net": model.net.state_dict(), "initial_state": model.initial_state}, folder / "weights.pt")
+                torch.save(weights, folder / "weights.pt")
             scores = score_model(model, dm)
             entry["metrics"] = {name: s.metrics for name, s in scores.items()}
             entry["confusion"] = {name: scores[name].confusion.tolist() for name in ("test", "excluded")}
@@ -113,6 +120,27 @@ def run_task(cfg: UnlearnConfig, task: Task, out_dir: str, tracker: Tracker | No
                 entry["membership"] = membership_inference(scores["retain_train"], scores["test"],
                                                            scores["excluded"], seed=task.seed)
             record(cfg, task, dm, trainer, entry, folder, tracker, run_id)
+            if task.scheme is None:
+                BaseModelCache().save(key, weights, {**entry, "run_id": None})
+    return entry
+
+
+def reuse_base_model(cfg: UnlearnConfig, task: Task, dm: FSDDDataModule, cached, key: str, folder: Path,
+                     tracker: Tracker | None, seed_run_id: str | None, tags: dict[str, str], queue: Any) -> dict[str, Any]:
+    """A base model from the cache: its recorded scores, a run saying where it came from, no training."""
+    weights, entry = cached
+    folder.mkdir(parents=True, exist_ok=True)
+    if task.role == "original":
+        torch.save(weights, folder / "weights.pt")
+    run_ctx = tracker.run(task.role, seed_run_id, {**tags, "audioforge.reused": "true"}) if tracker \
+        else contextlib.nullcontext(None)
+    with run_ctx as run_id:
+        entry = {**entry, "run_id": run_id, "reused": True, "cache_key": key}
+        if run_id:
+            tracker.client.log_param(run_id, "base_model_key", key)
+        record(cfg, task, dm, None, entry, folder, tracker, run_id)
+    if queue is not None:
+        queue.put(entry["epochs"])
     return entry
 
 
@@ -120,13 +148,14 @@ def score_model(model: ClassifierModule, dm: FSDDDataModule) -> dict[str, SplitS
     return {name: score_split(model, *dm.tensors(split), dm.num_classes) for name, split in EVAL_SPLITS.items()}
 
 
-def record(cfg: UnlearnConfig, task: Task, dm: FSDDDataModule, trainer: pl.Trainer, entry: dict[str, Any],
+def record(cfg: UnlearnConfig, task: Task, dm: FSDDDataModule, trainer: pl.Trainer | None, entry: dict[str, Any],
            folder: Path, tracker: Tracker | None, run_id: str | None) -> None:
-    """Confusion PNGs and the checkpoint in the report folder, and everything in the model's run."""
+    """Confusion PNGs and the checkpoint (when ``trainer`` trained it here) in the report folder,
+    and everything in the model's run."""
     pngs = [save(confusion_figure(entry["confusion"][split], dm.class_names, f"{task.role}, seed {task.seed}: {split}"),
                  folder / f"confusion_{split}.png") for split in ("test", "excluded")]
     ckpt = None
-    if cfg.save_checkpoints:
+    if cfg.save_checkpoints and trainer is not None:
         ckpt = folder / "model.ckpt"
         trainer.save_checkpoint(ckpt)
     if run_id is None:
