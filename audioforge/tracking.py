@@ -100,16 +100,15 @@ class Tracker:
 
     @contextlib.contextmanager
     def run(self, name: str, parent_id: str | None = None, tags: dict[str, str] | None = None) -> Iterator[str]:
-        """Create a run, yield its id, end it FINISHED, FAILED (exception) or KILLED (interrupt)."""
+        """Create a run, yield its id, end it FINISHED, FAILED (exception) or KILLED (interrupt, or
+        an Optuna trial pruned inside it)."""
         run_id = self.create_run(name, parent_id, tags)
         status = "FINISHED"
         try:
             yield run_id
-        except KeyboardInterrupt:
-            status = "KILLED"
-            raise
-        except BaseException:
-            status = "FAILED"
+        except BaseException as exc:
+            stopped = isinstance(exc, KeyboardInterrupt) or type(exc).__name__ == "TrialPruned"
+            status = "KILLED" if stopped else "FAILED"
             raise
         finally:
             self.end_run(run_id, status)

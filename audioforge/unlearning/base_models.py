@@ -49,12 +49,15 @@ class BaseModelCache:
             return None
         return weights, entry
 
-    def save(self, key: str, weights: dict[str, Any], entry: dict[str, Any]) -> Path:
+    def save(self, key: str, weights: dict[str, Any], entry: dict[str, Any], replace: bool = False) -> Path:
+        """Store atomically; an existing entry is kept unless ``replace`` (a deliberate retrain)."""
         folder = self.folder(key)
         tmp = folder.with_name(f"{key}.tmp{os.getpid()}")
         tmp.mkdir(parents=True, exist_ok=True)
         torch.save(weights, tmp / "weights.pt")
         (tmp / "entry.json").write_text(json.dumps(entry))
+        if folder.exists() and replace:
+            shutil.rmtree(folder)
         if folder.exists():  # written meanwhile by another process: keep theirs
             shutil.rmtree(tmp)
         else:

@@ -17,6 +17,7 @@ import lightning.pytorch as pl
 import torch
 
 from audioforge.config import to_dict
+from audioforge.errors import DataError
 from audioforge.evaluation import SplitScores, membership_inference, score_split
 from audioforge.paths import data_root
 from audioforge.plots import confusion_figure, save
@@ -67,9 +68,11 @@ def seed_folder(out_dir: Path, seed: int) -> Path:
 
 
 def run_task(cfg: UnlearnConfig, task: Task, out_dir: str, tracker: Tracker | None, seed_run_id: str | None,
-             queue: Any = None) -> dict[str, Any]:
+             queue: Any = None, callbacks: list[pl.Callback] = ()) -> dict[str, Any]:
     """Train, score and record one model; returns its entry for the report.  Runs in worker processes
-    (arguments are picklable); ``queue.put(1)`` after every epoch drives the progress bar."""
+    (arguments are picklable); ``queue.put(1)`` after every epoch drives the progress bar; extra
+    ``callbacks`` (e.g. an Optuna pruning callback) join the fit."""
+    extra_callbacks = list(callbacks)
     configure_threads(cfg.trainer)
     quiet_lightning()
     dm = build_datamodule(cfg, task.seed)
@@ -89,7 +92,11 @@ def run_task(cfg: UnlearnConfig, task: Task, out_dir: str, tracker: Tracker | No
     else:
         fit = unlearning_fit(cfg)
         model = new_model(cfg, dm, fit, task.seed)
-        start = torch.load(seed_folder(Path(out_dir), task.seed) / "original" / "weights.pt")
+        cached = BaseModelCache().load(base_model_key(cfg, "original", task.seed, dm.content_key))
+        if cached is None:
+            raise DataError(f"no trained original model for seed {task.seed} with these settings in "
+                            f"{BaseModelCache().directory}: train it first (task original)")
+        start = cached[0]
         model.net.load_state_dict(start["net"])
         model.initial_state = start["initial_state"]
         split = "retain_train"
@@ -100,7 +107,7 @@ def run_task(cfg: UnlearnConfig, task: Task, out_dir: str, tracker: Tracker | No
         dm.train_split, dm.batch_size = split, fit.batch_size
         report = (lambda n: queue.put(n)) if queue is not None else (lambda n: None)
         logger = tracker.lightning_logger(run_id) if run_id else False
-        trainer = make_trainer(cfg.trainer, fit.epochs, logger, [*callbacks, EpochProgress(report)])
+        trainer = make_trainer(cfg.trainer, fit.epochs, logger, [*callbacks, *extra_callbacks, EpochProgress(report)])
         pl.seed_everything(task.seed + 1, verbose=False)
         with Stopwatch() as sw, keep_tracking_env():
             trainer.fit(model, datamodule=dm)
@@ -110,9 +117,6 @@ def run_task(cfg: UnlearnConfig, task: Task, out_dir: str, tracker: Tracker | No
                                  "run_id": run_id}
         if trainer.is_global_zero:
             folder.mkdir(parents=True, exist_ok=True)
-            weights = {"net": model.net.state_dict(), "initial_state": model.initial_state}
-            if task.role == "original":
-                torch.save(weights, folder / "weights.pt")
             scores = score_model(model, dm)
             entry["metrics"] = {name: s.metrics for name, s in scores.items()}
             entry["confusion"] = {name: scores[name].confusion.tolist() for name in ("test", "excluded")}
@@ -121,17 +125,16 @@ def run_task(cfg: UnlearnConfig, task: Task, out_dir: str, tracker: Tracker | No
                                                            scores["excluded"], seed=task.seed)
             record(cfg, task, dm, trainer, entry, folder, tracker, run_id)
             if task.scheme is None:
-                BaseModelCache().save(key, weights, {**entry, "run_id": None})
+                weights = {"net": model.net.state_dict(), "initial_state": model.initial_state}
+                BaseModelCache().save(key, weights, {**entry, "run_id": None}, replace=not cfg.reuse_base_models)
     return entry
 
 
 def reuse_base_model(cfg: UnlearnConfig, task: Task, dm: FSDDDataModule, cached, key: str, folder: Path,
                      tracker: Tracker | None, seed_run_id: str | None, tags: dict[str, str], queue: Any) -> dict[str, Any]:
     """A base model from the cache: its recorded scores, a run saying where it came from, no training."""
-    weights, entry = cached
+    _, entry = cached
     folder.mkdir(parents=True, exist_ok=True)
-    if task.role == "original":
-        torch.save(weights, folder / "weights.pt")
     run_ctx = tracker.run(task.role, seed_run_id, {**tags, "audioforge.reused": "true"}) if tracker \
         else contextlib.nullcontext(None)
     with run_ctx as run_id:

@@ -1,0 +1,64 @@
+"""Search spaces: suggesting values and turning them into an unlearning config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+
+from audioforge.config import load_config
+from audioforge.errors import ConfigError
+from audioforge.unlearning.config import UnlearnConfig
+from sweeps.config import ParamSpec, SweepConfig
+
+SCHEME = "scheme"
+
+
+def suggest(trial: optuna.Trial, params: dict[str, ParamSpec]) -> dict[str, Any]:
+    values = {}
+    for name, spec in params.items():
+        if spec.type == "float":
+            values[name] = trial.suggest_float(name, spec.low, spec.high, step=spec.step, log=spec.log)
+        elif spec.type == "int":
+            values[name] = trial.suggest_int(name, int(spec.low), int(spec.high), step=int(spec.step or 1), log=spec.log)
+        else:  # categorical values may be lists (layer selectors): Optuna stores them as YAML strings
+            encoded = [yaml.safe_dump(c, default_flow_style=True).strip() for c in spec.choices]
+            values[name] = yaml.safe_load(trial.suggest_categorical(name, encoded))
+    return values
+
+
+def trial_config(sweep: SweepConfig, values: dict[str, Any], base_dir: Path) -> tuple[UnlearnConfig, str]:
+    """The unlearning config of one trial (only the trial's scheme kept) and that scheme's name."""
+    overrides = [*sweep.unlearn_overrides]
+    overrides += [f"{k}={yaml.safe_dump(v, default_flow_style=True).strip()}" for k, v in values.items() if k != SCHEME]
+    if sweep.seeds is not None:
+        overrides.append(f"seeds={list(sweep.seeds)}")
+    try:
+        cfg = load_config(UnlearnConfig, [resolve(sweep.unlearn_config, base_dir)], overrides)
+    except ConfigError as exc:
+        raise ConfigError(f"search space: {exc}") from None
+    scheme = values.get(SCHEME, sweep.scheme)
+    if scheme not in cfg.unlearning.schemes:
+        raise ConfigError(f"search space: unknown scheme {scheme!r} (schemes: {', '.join(cfg.unlearning.schemes)})")
+    cfg.unlearning.schemes = {scheme: cfg.unlearning.schemes[scheme]}
+    return cfg, scheme
+
+
+def resolve(path: str, base_dir: Path) -> Path:
+    p = Path(path)
+    return p if p.is_absolute() or p.exists() else base_dir / p
+
+
+def check_space(sweep: SweepConfig, base_dir: Path) -> None:
+    """Every parameter must name a real config key and give values the key accepts: build the
+    trial config at each range end (and every categorical choice) before anything runs."""
+    corners: list[dict[str, Any]] = []
+    for name, spec in sweep.params.items():
+        options = spec.choices if spec.type == "categorical" else [spec.low, spec.high]
+        if spec.type == "int":
+            options = [int(o) for o in options]
+        corners += [{name: o} for o in options]
+    for values in corners:
+        trial_config(sweep, values, base_dir)
