@@ -50,21 +50,36 @@ def build_parser() -> argparse.ArgumentParser:
     _common_flags(unlearn, "unlearn")
     unlearn.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2")
     unlearn.add_argument("--jobs", type=int, help="fits run in this many parallel worker processes (0 = one per CPU core)")
+    sweep = sub.add_parser("sweep", help="Optuna study over the unlearning procedure, tracked in MLflow")
+    sweep.add_argument("--config", action="append", default=[], metavar="FILE",
+                       help="sweep YAML (default configs/sweep/quick.yaml)")
+    sweep.add_argument("--preset", help="a config under configs/sweep/ by name: quick, paper")
+    sweep.add_argument("--data", help="data root holding fsdd/recordings (default: $AUDIOFORGE_DATA or ./data)")
+    sweep.add_argument("--workers", type=int, help="processes working on the study")
+    sweep.add_argument("--n-trials", type=int, dest="n_trials", help="completed trials wanted, across workers")
+    sweep.add_argument("--storage", help="Optuna storage URL (default sqlite:///sweeps/studies.db)")
+    sweep.add_argument("--export-best", metavar="FILE", help="write the best trial's unlearn config as YAML")
+    sweep.add_argument("--quiet", "-q", action="store_true", help="warnings and errors only")
+    sweep.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    sweep.add_argument("overrides", nargs="*", metavar="key.path=value", help="config overrides")
     return parser
 
 
 def collect_overrides(args: argparse.Namespace) -> list[str]:
     out = []
-    if args.data:
+    if getattr(args, "data", None):
         out.append(f"data.root={args.data}")
-    if args.output:
+    if getattr(args, "output", None):
         out.append(f"output_dir={args.output}")
     if getattr(args, "seeds", None):
         out.append(f"seeds=[{args.seeds}]")
     if getattr(args, "jobs", None) is not None:
         out.append(f"jobs={args.jobs}")
+    for flag in ("workers", "n_trials", "storage"):
+        if getattr(args, flag, None) is not None:
+            out.append(f"{flag}={getattr(args, flag)}")
     for flag in ("accelerator", "devices", "strategy", "precision", "num_nodes"):
-        value = getattr(args, flag)
+        value = getattr(args, flag, None)
         if value is not None:
             out.append(f"trainer.{flag}={value}")
     return out + list(args.overrides)
@@ -81,7 +96,7 @@ def config_files(args: argparse.Namespace, command: str) -> list[Path]:
             names = sorted(p.stem for p in path.parent.glob("*.yaml"))
             raise ConfigError(f"unknown preset {args.preset!r} for {command} (presets: {', '.join(names)})")
         return [path]
-    return [Path(c) for c in args.config] or [preset(command, "paper")]
+    return [Path(c) for c in args.config] or [preset(command, DEFAULT_PRESET[command])]
 
 
 def setup_logging(quiet: bool) -> None:
@@ -111,7 +126,35 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"unlearn": cmd_unlearn}
+def cmd_sweep(args: argparse.Namespace) -> int:
+    import yaml
+
+    from audioforge.config import load_config, to_dict
+    from sweeps.config import SweepConfig
+
+    files = config_files(args, "sweep")
+    data, args.data = args.data, None  # the data root belongs to the unlearn config a trial varies
+    cfg = load_config(SweepConfig, files, collect_overrides(args))
+    if data:
+        cfg.unlearn_overrides.append(f"data.root={data}")
+    if args.print_config:
+        print(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        return 0
+    from sweeps.study import run_sweep
+
+    summary = run_sweep(cfg, files[-1].parent, progress=not args.quiet)
+    if args.export_best:
+        if summary["best"] is None:
+            raise ConfigError(f"study {cfg.name!r} has no completed trial to export")
+        best = Path(cfg.output_dir or Path("outputs") / "sweep" / cfg.name) / "best.yaml"
+        Path(args.export_best).write_text(best.read_text())
+        print(f"best config: {args.export_best}")
+    print(yaml.safe_dump(summary, sort_keys=False).rstrip())
+    return 0 if summary["completed"] >= cfg.n_trials else 1
+
+
+DEFAULT_PRESET = {"unlearn": "paper", "sweep": "quick"}
+COMMANDS = {"unlearn": cmd_unlearn, "sweep": cmd_sweep}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import json
+
 import optuna
-import yaml
 
 from audioforge.config import load_config
 from audioforge.errors import ConfigError
@@ -23,16 +24,26 @@ def suggest(trial: optuna.Trial, params: dict[str, ParamSpec]) -> dict[str, Any]
             values[name] = trial.suggest_float(name, spec.low, spec.high, step=spec.step, log=spec.log)
         elif spec.type == "int":
             values[name] = trial.suggest_int(name, int(spec.low), int(spec.high), step=int(spec.step or 1), log=spec.log)
-        else:  # categorical values may be lists (layer selectors): Optuna stores them as YAML strings
-            encoded = [yaml.safe_dump(c, default_flow_style=True).strip() for c in spec.choices]
-            values[name] = yaml.safe_load(trial.suggest_categorical(name, encoded))
+        else:
+            options = categorical_options(spec)
+            values[name] = options[trial.suggest_categorical(name, list(options))]
     return values
+
+
+def categorical_options(spec: ParamSpec) -> dict[Any, Any]:
+    """Optuna stores categorical choices as scalars; lists (layer selectors) go in as JSON text."""
+    return {c if isinstance(c, (str, int, float, bool)) or c is None else json.dumps(c): c for c in spec.choices}
+
+
+def decode(params: dict[str, Any], space: dict[str, ParamSpec]) -> dict[str, Any]:
+    """A finished trial's ``params`` back in config form."""
+    return {k: categorical_options(space[k])[v] if space[k].type == "categorical" else v for k, v in params.items()}
 
 
 def trial_config(sweep: SweepConfig, values: dict[str, Any], base_dir: Path) -> tuple[UnlearnConfig, str]:
     """The unlearning config of one trial (only the trial's scheme kept) and that scheme's name."""
     overrides = [*sweep.unlearn_overrides]
-    overrides += [f"{k}={yaml.safe_dump(v, default_flow_style=True).strip()}" for k, v in values.items() if k != SCHEME]
+    overrides += [f"{k}={json.dumps(v)}" for k, v in values.items() if k != SCHEME]
     if sweep.seeds is not None:
         overrides.append(f"seeds={list(sweep.seeds)}")
     try:

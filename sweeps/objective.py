@@ -1,0 +1,86 @@
+"""One trial: unlearn with the suggested settings on every sweep seed, score against gold."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+
+from audioforge.tracking import Tracker
+from audioforge.unlearning.base_models import BaseModelCache, base_model_key
+from audioforge.unlearning.protocol import Task, build_datamodule, run_task
+from sweeps.config import OBJECTIVES, SweepConfig
+from sweeps.space import suggest, trial_config
+
+PRUNE_MONITOR = "val/loss"
+
+
+class UnlearningObjective:
+    """Picklable: workers build it from the sweep config, the folder the sweep file is in, the
+    tracker and the study's MLflow run."""
+
+    def __init__(self, sweep: SweepConfig, base_dir: Path, out_dir: Path, tracker: Tracker | None,
+                 parent_run_id: str | None):
+        self.sweep, self.base_dir, self.out_dir = sweep, Path(base_dir), Path(out_dir)
+        self.tracker, self.parent_run_id = tracker, parent_run_id
+
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
+        trial.set_user_attr("worker_pid", os.getpid())
+        values = suggest(trial, self.sweep.params)
+        cfg, scheme = trial_config(self.sweep, values, self.base_dir)
+        tags = {"audioforge.role": "trial", "optuna.trial": str(trial.number)}
+        ctx = self.tracker.run(f"trial {trial.number}", self.parent_run_id, tags) if self.tracker else _null()
+        with ctx as run_id:
+            if run_id:
+                trial.set_user_attr("mlflow_run_id", run_id)
+                self.tracker.log_config(run_id, {"params": values, "scheme": scheme, "trial": trial.number})
+            objectives = self.evaluate(trial, cfg, scheme, run_id)
+            if run_id:
+                self.tracker.log_metrics(run_id, {f"objective/{k}": v for k, v in objectives.items()}
+                                         | {"objective/score": self.sweep.objective.score(objectives)})
+        for k, v in objectives.items():
+            trial.set_user_attr(k, v)
+        if self.sweep.objective.mode == "multi":
+            return tuple(objectives[k] for k in OBJECTIVES)
+        return self.sweep.objective.score(objectives)
+
+    def evaluate(self, trial: optuna.Trial | None, cfg, scheme: str, run_id: str | None) -> dict[str, float]:
+        """Objective values of ``cfg`` with ``scheme``; ``trial`` None scores a config outside the study
+        (the baseline), without pruning."""
+        gaps: dict[str, list[float]] = {k: [] for k in OBJECTIVES}
+        prune = trial is not None and self.sweep.pruning and self.sweep.objective.mode == "single"
+        folder = self.out_dir / (f"trial-{trial.number}" if trial is not None else "baseline")
+        for i, seed in enumerate(cfg.seeds):
+            gold = gold_entry(cfg, seed)
+            callbacks = []
+            if prune and i == 0:
+                from optuna_integration import PyTorchLightningPruningCallback
+
+                callbacks.append(PyTorchLightningPruningCallback(trial, monitor=PRUNE_MONITOR))
+            entry = run_task(cfg, Task(seed, scheme), str(folder), self.tracker, run_id, callbacks=callbacks)
+            f1 = {split: entry["metrics"][split]["f1"] for split in ("excluded", "test")}
+            gold_f1 = {split: gold["metrics"][split]["f1"] for split in ("excluded", "test")}
+            gaps["excluded_gap"].append(abs(f1["excluded"] - gold_f1["excluded"]))
+            gaps["test_gap"].append(abs(f1["test"] - gold_f1["test"]))
+            gaps["time_ratio"].append(entry["seconds"] / gold["seconds"])
+        return {k: float(np.mean(v)) for k, v in gaps.items()}
+
+
+def gold_entry(cfg, seed: int) -> dict[str, Any]:
+    dm = build_datamodule(cfg, seed)
+    dm.setup()
+    cached = BaseModelCache().load(base_model_key(cfg, "gold", seed, dm.content_key))
+    if cached is None:
+        raise RuntimeError(f"gold model for seed {seed} missing from the cache; the sweep prepares it first")
+    return cached[1]
+
+
+class _null:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False

@@ -1,0 +1,219 @@
+"""Running a study: storage, base models, worker processes, resume, plots, the best config.
+
+- Storage: ``sqlite:///sweeps/studies.db`` by default (an RDB storage with heartbeats), any
+  SQLAlchemy URL (PostgreSQL for several machines) via ``storage``.
+- Workers: ``workers`` processes share the study.  ``n_trials`` counts COMPLETE trials across all
+  of them; a worker stops once completed plus running trials reach it, so the study ends at
+  exactly ``n_trials`` unless a trial fails.
+- Resume: run the same command again.  A trial whose process died (no heartbeat for
+  ``2 x heartbeat_seconds``) is marked FAIL, completed trials are kept, and the study goes on
+  until ``n_trials`` are complete.  The study keeps one MLflow parent run across resumes.
+- Original and gold models come from the content-hash cache, trained once before any trial.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+from optuna.trial import TrialState
+
+from audioforge.config import to_dict
+from audioforge.errors import ConfigError
+from audioforge.tracking import Tracker
+from audioforge.unlearning.protocol import Task, run_task
+from sweeps.config import OBJECTIVES, SweepConfig
+from sweeps.objective import UnlearningObjective
+from sweeps.space import check_space, decode, trial_config
+
+log = logging.getLogger(__name__)
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+MLFLOW_ATTR = "mlflow_run_id"
+
+
+def storage_url(sweep: SweepConfig) -> str:
+    if sweep.storage:
+        return sweep.storage
+    Path("sweeps").mkdir(exist_ok=True)
+    return f"sqlite:///{Path('sweeps').resolve() / 'studies.db'}"
+
+
+def open_storage(sweep: SweepConfig) -> optuna.storages.RDBStorage:
+    url = storage_url(sweep)
+    try:
+        return optuna.storages.RDBStorage(url, heartbeat_interval=sweep.heartbeat_seconds,
+                                          grace_period=2 * sweep.heartbeat_seconds)
+    except Exception as exc:  # unreachable server, bad URL, missing driver
+        raise ConfigError(f"cannot open Optuna storage {url}: {type(exc).__name__}: {exc}".splitlines()[0]) from None
+
+
+def make_sampler(sweep: SweepConfig, worker: int = 0) -> optuna.samplers.BaseSampler:
+    """Each worker gets its own seed (``sampler_seed + worker``): equal seeds would make the workers'
+    random start-up trials identical."""
+    seed = None if sweep.sampler_seed is None else sweep.sampler_seed + worker
+    if sweep.sampler == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True)
+
+
+def load_study(sweep: SweepConfig, storage, worker: int = 0) -> optuna.Study:
+    directions = ["minimize"] * (len(OBJECTIVES) if sweep.objective.mode == "multi" else 1)
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1) if sweep.pruning \
+        else optuna.pruners.NopPruner()
+    study = optuna.create_study(storage=storage, study_name=sweep.name, directions=directions,
+                                sampler=make_sampler(sweep, worker), pruner=pruner, load_if_exists=True)
+    if [d.name.lower() for d in study.directions] != directions:
+        raise ConfigError(f"study {sweep.name!r} in {storage_url(sweep)} was created with other objectives "
+                          f"({len(study.directions)}); use another name")
+    return study
+
+
+def completed(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+
+def run_sweep(sweep: SweepConfig, base_dir: Path, progress: bool = True) -> dict[str, Any]:
+    optuna.logging.set_verbosity(optuna.logging.INFO if progress else optuna.logging.WARNING)
+    check_space(sweep, base_dir)
+    storage = open_storage(sweep)
+    study = load_study(sweep, storage)
+    optuna.storages.fail_stale_trials(study)
+    out_dir = Path(sweep.output_dir or Path("outputs") / "sweep" / sweep.name)
+    tracker = Tracker.open(sweep.tracking) if sweep.tracking.enabled else None
+    parent = study.user_attrs.get(MLFLOW_ATTR)
+    if tracker is not None:
+        if parent is None:
+            parent = tracker.create_run(sweep.name, tags={"audioforge.role": "study", "audioforge.command": "sweep",
+                                                          "optuna.study": sweep.name})
+            study.set_user_attr(MLFLOW_ATTR, parent)
+            tracker.log_config(parent, to_dict(sweep))
+        else:
+            tracker.client.update_run(parent, status="RUNNING")
+    try:
+        base_cfg, _ = trial_config(sweep, {}, base_dir)
+        prepare_base_models(base_cfg, out_dir, tracker, parent)
+        objective = UnlearningObjective(sweep, base_dir, out_dir, tracker, parent)
+        baseline = score_baseline(sweep, objective, study, base_dir, tracker, parent)
+        run_workers(sweep, objective, study)
+        summary = finish(sweep, study, base_dir, out_dir, tracker, parent)
+        summary["baseline"] = baseline
+    except BaseException:
+        if tracker is not None:
+            tracker.end_run(parent, "FAILED")
+        raise
+    if tracker is not None:
+        tracker.fail_running_children(parent)  # trials whose worker died
+        tracker.end_run(parent, "FINISHED" if summary["completed"] >= sweep.n_trials else "FAILED")
+    return summary
+
+
+def prepare_base_models(cfg, out_dir: Path, tracker: Tracker | None, parent: str | None) -> None:
+    """Train (or find in the cache) every seed's original and gold model before any trial."""
+    for seed in cfg.seeds:
+        for role in ("original", "gold"):
+            run_task(cfg, Task(seed, role), str(out_dir / "base-models"), tracker, parent)
+
+
+def score_baseline(sweep: SweepConfig, objective: UnlearningObjective, study: optuna.Study, base_dir: Path,
+                   tracker: Tracker | None, parent: str | None) -> dict[str, float]:
+    """The objective of the unmodified unlearn config (scheme ``sweep.scheme``), once per study:
+    what the best trial has to beat."""
+    if "baseline" in study.user_attrs:
+        return study.user_attrs["baseline"]
+    cfg, scheme = trial_config(sweep, {}, base_dir)
+    ctx = tracker.run("baseline (config defaults)", parent, {"audioforge.role": "baseline"}) if tracker else None
+    if ctx is None:
+        values = objective.evaluate(None, cfg, scheme, None)
+    else:
+        with ctx as run_id:
+            values = objective.evaluate(None, cfg, scheme, run_id)
+            tracker.log_metrics(run_id, {f"objective/{k}": v for k, v in values.items()}
+                                | {"objective/score": sweep.objective.score(values)})
+    values = {**values, "score": sweep.objective.score(values)}
+    study.set_user_attr("baseline", values)
+    return values
+
+
+def run_workers(sweep: SweepConfig, objective: UnlearningObjective, study: optuna.Study) -> None:
+    remaining = sweep.n_trials - completed(study)
+    if remaining <= 0:
+        return
+    workers = min(sweep.workers, remaining)
+    if workers == 1:
+        optimize(sweep, objective)
+        return
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=optimize, args=(sweep, objective, i), daemon=False) for i in range(workers)]
+    for p in procs:
+        p.start()
+        time.sleep(0.5)  # stagger start-up so the first trials do not all sample at once
+    for p in procs:
+        p.join()
+    dead = [p.exitcode for p in procs if p.exitcode != 0]
+    if dead:
+        log.warning("%d sweep worker(s) ended abnormally (exit codes %s); run the command again to resume",
+                    len(dead), dead)
+
+
+def optimize(sweep: SweepConfig, objective: UnlearningObjective, worker: int = 0) -> None:
+    """One worker: trials until ``n_trials`` are complete (counting those running elsewhere)."""
+    from audioforge.training import quiet_lightning
+
+    quiet_lightning()
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    study = load_study(sweep, open_storage(sweep), worker)
+    stop = optuna.study.MaxTrialsCallback(sweep.n_trials, states=(TrialState.COMPLETE, TrialState.RUNNING))
+    if completed(study) + len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))) >= sweep.n_trials:
+        return
+    study.optimize(objective, callbacks=[stop], gc_after_trial=True)
+
+
+def best_trial(sweep: SweepConfig, study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not done:
+        return None
+    if sweep.objective.mode == "single":
+        return study.best_trial
+    front = study.best_trials  # Pareto front: pick by the weighted score
+    return min(front, key=lambda t: sweep.objective.score(dict(zip(OBJECTIVES, t.values))))
+
+
+def best_config(sweep: SweepConfig, study: optuna.Study, base_dir: Path) -> dict[str, Any] | None:
+    trial = best_trial(sweep, study)
+    if trial is None:
+        return None
+    cfg, _ = trial_config(sweep, decode(trial.params, sweep.params), base_dir)
+    cfg.name = f"{sweep.name}-best"
+    cfg.output_dir = None
+    return to_dict(cfg)
+
+
+def finish(sweep: SweepConfig, study: optuna.Study, base_dir: Path, out_dir: Path, tracker: Tracker | None,
+           parent: str | None) -> dict[str, Any]:
+    from sweeps.plots import study_plots
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    states = {s.name: len(study.get_trials(deepcopy=False, states=(s,))) for s in TrialState}
+    best = best_trial(sweep, study)
+    summary: dict[str, Any] = {"study": sweep.name, "storage": storage_url(sweep), "completed": states["COMPLETE"],
+                               "states": states, "best": None}
+    if best is not None:
+        summary["best"] = {"number": best.number, "params": decode(best.params, sweep.params), "values": best.values,
+                           "objectives": {k: best.user_attrs.get(k) for k in OBJECTIVES}}
+        cfg = best_config(sweep, study, base_dir)
+        (out_dir / "best.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    (out_dir / "summary.yaml").write_text(yaml.safe_dump(summary, sort_keys=False))
+    plots = study_plots(study, sweep, out_dir) if states["COMPLETE"] >= 2 else []
+    if tracker is not None and parent:
+        if best is not None:
+            tracker.log_metrics(parent, {f"best/{k}": v for k, v in summary["best"]["objectives"].items()
+                                         if v is not None} | {"completed_trials": states["COMPLETE"]})
+        for f in [out_dir / "summary.yaml", *([out_dir / "best.yaml"] if best else []), *plots]:
+            tracker.log_artifact(parent, f, "study")
+    return summary

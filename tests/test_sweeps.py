@@ -1,0 +1,144 @@
+"""Optuna sweeps over unlearning: real SQLite storage, real worker processes, real MLflow store."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+from audioforge.cli import main
+from audioforge.tracking import PARENT_TAG
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_UNLEARN = ["original.epochs=2", "gold.epochs=2", "unlearning.phases.0.epochs=1", "unlearning.phases.2.epochs=1"]
+
+
+def sweep_file(tmp_path: Path, data_root: Path, store: Path, name: str, **extra) -> Path:
+    cfg = {
+        "name": name,
+        "unlearn_config": str(REPO / "configs" / "unlearn" / "quick.yaml"),
+        "unlearn_overrides": [*TINY_UNLEARN, f"data.root={data_root}"],
+        "seeds": [0],
+        "n_trials": 3,
+        "workers": 2,
+        "sampler_seed": 0,
+        "heartbeat_seconds": 1,
+        "storage": f"sqlite:///{tmp_path / 'studies.db'}",
+        "output_dir": str(tmp_path / "out"),
+        "params": {
+            "unlearning.phases.1.ops.0.scale": {"type": "float", "low": 0.01, "high": 0.2, "log": True},
+            "unlearning.phases.1.rounds": {"type": "int", "low": 1, "high": 2},
+            "unlearning.phases.0.ops.0.layers": {"type": "categorical", "choices": [["linear"], ["linear", "conv"]]},
+            "scheme": {"type": "categorical", "choices": ["base", "conv_bn"]},
+        },
+        "tracking": {"store": str(store), "experiment": name},
+        **extra,
+    }
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def trials(tmp_path: Path, name: str) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path / 'studies.db'}").get_trials()
+
+
+def test_two_workers_complete_the_study_and_the_best_config_runs(data_root, mlflow_store, tmp_path, capsys):
+    path = sweep_file(tmp_path, data_root, mlflow_store, "two-workers")
+    best = tmp_path / "best.yaml"
+    assert main(["sweep", "--config", str(path), "--quiet", "--export-best", str(best)]) == 0
+    done = [t for t in trials(tmp_path, "two-workers") if t.state == TrialState.COMPLETE]
+    assert len(done) == 3
+    assert len({t.user_attrs["worker_pid"] for t in done}) == 2  # both workers took trials
+    assert len({tuple(sorted(t.params.items())) for t in done}) == 3  # distinct draws per worker
+    for t in done:
+        assert {"excluded_gap", "test_gap", "time_ratio", "mlflow_run_id"} <= set(t.user_attrs)
+    # MLflow: the study is a parent run, each trial a nested run with params and objective metrics
+    study = optuna.load_study(study_name="two-workers", storage=f"sqlite:///{tmp_path / 'studies.db'}")
+    client = MlflowClient(f"sqlite:///{mlflow_store / 'mlflow.db'}")
+    parent = client.get_run(study.user_attrs["mlflow_run_id"])
+    assert parent.info.status == "FINISHED" and parent.data.metrics["completed_trials"] == 3
+    children = client.search_runs([parent.info.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'")
+    trial_runs = [r for r in children if r.data.tags.get("audioforge.role") == "trial"]
+    assert len(trial_runs) == 3 and all(r.info.status == "FINISHED" for r in trial_runs)
+    assert all("objective/excluded_gap" in r.data.metrics for r in trial_runs)
+    assert any(r.data.tags.get("audioforge.role") == "baseline" for r in children)
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "study")}
+    assert {"study/best.yaml", "study/summary.yaml", "study/optimization_history.png"} <= artifacts
+    # the exported config runs through `audioforge unlearn` as is
+    exported = yaml.safe_load(best.read_text())
+    assert list(exported["unlearning"]["schemes"]) in (["base"], ["conv_bn"])
+    assert main(["unlearn", "--config", str(best), "--quiet", "--output", str(tmp_path / "best-run"),
+                 f"tracking.store={mlflow_store}"]) == 0
+    assert (tmp_path / "best-run" / "report.json").is_file()
+    # a second call finds the study complete and runs nothing more
+    assert main(["sweep", "--config", str(path), "--quiet"]) == 0
+    assert len(trials(tmp_path, "two-workers")) == 3
+
+
+def test_killed_sweep_resumes_without_losing_or_repeating_trials(data_root, mlflow_store, tmp_path):
+    path = sweep_file(tmp_path, data_root, mlflow_store, "killed", n_trials=4)
+    env = {**os.environ, "MLFLOW_LOGGING_LEVEL": "WARNING"}
+    proc = subprocess.Popen([sys.executable, "-m", "audioforge", "sweep", "--config", str(path), "--quiet"],
+                            cwd=REPO, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    killed_mid_trial = False
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+            try:
+                states = [t.state for t in trials(tmp_path, "killed")]
+            except Exception:  # study not created yet
+                continue
+            if states.count(TrialState.COMPLETE) >= 1 and TrialState.RUNNING in states:
+                os.killpg(proc.pid, signal.SIGKILL)  # the driver and both workers, mid-trial
+                killed_mid_trial = True
+                break
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert killed_mid_trial, "the sweep ended before a trial could be killed"
+    before = {t.number: t for t in trials(tmp_path, "killed")}
+    completed_before = {n for n, t in before.items() if t.state == TrialState.COMPLETE}
+    running_before = {n for n, t in before.items() if t.state == TrialState.RUNNING}
+    assert running_before
+    time.sleep(2.5)  # past the heartbeat grace period (2 x 1 s)
+    assert main(["sweep", "--config", str(path), "--quiet"]) == 0
+    after = {t.number: t for t in trials(tmp_path, "killed")}
+    assert sum(t.state == TrialState.COMPLETE for t in after.values()) == 4
+    for n in completed_before:  # kept, not re-run
+        assert after[n].state == TrialState.COMPLETE and after[n].values == before[n].values
+    for n in running_before:  # the killed trials are failed, not completed later
+        assert after[n].state == TrialState.FAIL
+    client = MlflowClient(f"sqlite:///{mlflow_store / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("killed")
+    assert not client.search_runs([exp.experiment_id], filter_string="attributes.status = 'RUNNING'")
+    study = optuna.load_study(study_name="killed", storage=f"sqlite:///{tmp_path / 'studies.db'}")
+    assert client.get_run(study.user_attrs["mlflow_run_id"]).info.status == "FINISHED"
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"params": {"unlearning.phases.1.ops.0.scael": {"type": "float", "low": 0.1, "high": 0.2}}},
+     "search space: unknown config key unlearning.phases.1.ops.0.scael"),
+    ({"params": {"unlearning.phases.1.rounds": {"type": "int", "low": 3, "high": 3}}}, "empty range"),
+    ({"params": {"unlearning.lr": {"type": "float", "low": 0.0, "high": 0.1, "log": True}}}, "log range needs low > 0"),
+    ({"params": {"scheme": {"type": "categorical", "choices": ["base", "magic"]}}}, "unknown scheme 'magic'"),
+    ({"storage": "sqlite:////nonexistent-dir/x/studies.db"}, "cannot open Optuna storage sqlite:////nonexistent-dir"),
+    ({"objective": {"weights": {"accuracy": 1.0}}}, "unknown objective 'accuracy'"),
+])
+def test_bad_sweep_input(data_root, mlflow_store, tmp_path, capsys, extra, message):
+    path = sweep_file(tmp_path, data_root, mlflow_store, "bad", **extra)
+    assert main(["sweep", "--config", str(path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and message in err, err
+    assert not (tmp_path / "studies.db").exists() or not optuna.get_all_study_summaries(f"sqlite:///{tmp_path / 'studies.db'}")
