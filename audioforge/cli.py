@@ -62,6 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--quiet", "-q", action="store_true", help="warnings and errors only")
     sweep.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     sweep.add_argument("overrides", nargs="*", metavar="key.path=value", help="config overrides")
+    ui = sub.add_parser("ui", help="MLflow UI on the store and optuna-dashboard on the sweep storage")
+    ui.add_argument("--store", default="mlruns", help="MLflow store folder (default mlruns)")
+    ui.add_argument("--storage", default=None,
+                    help="Optuna storage URL (default sqlite:///sweeps/studies.db when that file exists)")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--mlflow-port", type=int, default=5000)
+    ui.add_argument("--dashboard-port", type=int, default=8080)
+    ui.add_argument("--quiet", "-q", action="store_true")
+    ui.set_defaults(overrides=[])
     return parser
 
 
@@ -153,8 +162,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0 if summary["completed"] >= cfg.n_trials else 1
 
 
+def cmd_ui(args: argparse.Namespace) -> int:
+    from audioforge.servers import serve
+
+    storage = args.storage
+    if storage is None and Path("sweeps/studies.db").is_file():
+        storage = f"sqlite:///{Path('sweeps/studies.db').resolve()}"
+    return serve(Path(args.store), storage, args.host, args.mlflow_port, args.dashboard_port)
+
+
 DEFAULT_PRESET = {"unlearn": "paper", "sweep": "quick"}
-COMMANDS = {"unlearn": cmd_unlearn, "sweep": cmd_sweep}
+COMMANDS = {"unlearn": cmd_unlearn, "sweep": cmd_sweep, "ui": cmd_ui}
 
 
 def main(argv: list[str] | None = None) -> int:
