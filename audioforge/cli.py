@@ -129,6 +129,8 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
     from audioforge.unlearning.experiment import run_experiment
 
     out_dir, report = run_experiment(cfg, progress=not args.quiet)
+    if not report:  # a DDP rank other than 0: rank 0 reports
+        return 0
     print(f"report: {out_dir / 'report.md'}")
     if "mlflow" in report:
         print(f"mlflow: run {report['mlflow']['run_id']} in {report['mlflow']['tracking_uri']}")

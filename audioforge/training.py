@@ -25,6 +25,7 @@ class TrainerConfig:
     num_nodes: int = 1
     deterministic: bool = False
     threads: int | None = 1            # torch intra-op threads per process (null: torch's default)
+    sync_batchnorm: bool = True        # under DDP on GPUs: BatchNorm statistics over the global batch (torch has no CPU SyncBatchNorm)
     check_val_every_n_epoch: int = 1
 
     def validate(self, path: str = "trainer") -> None:
@@ -50,6 +51,8 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
     warnings.filterwarnings("ignore", message=".*but have no `val_dataloader`.*")
+    # epoch-level torchmetrics values are already synchronised across ranks by compute()
+    warnings.filterwarnings("ignore", message=".*when logging on epoch level in distributed setting.*")
 
 
 def configure_threads(cfg: TrainerConfig) -> None:
@@ -63,6 +66,7 @@ def make_trainer(cfg: TrainerConfig, max_epochs: int, logger: Any = False, callb
     return pl.Trainer(
         max_epochs=max_epochs, accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy,
         precision=cfg.precision, num_nodes=cfg.num_nodes, deterministic=cfg.deterministic,
+        sync_batchnorm=cfg.sync_batchnorm and cfg.distributed and cfg.accelerator != "cpu",
         logger=logger, callbacks=list(callbacks), enable_checkpointing=False,
         enable_progress_bar=progress_bar, enable_model_summary=False, num_sanity_val_steps=0,
         limit_val_batches=None if validate else 0, check_val_every_n_epoch=cfg.check_val_every_n_epoch,

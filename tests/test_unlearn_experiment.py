@@ -18,7 +18,7 @@ SCHEMES = ("base", "all_bn", "conv_bn")
 def quick_run(data_root, mlflow_store, tmp_path_factory):
     out = tmp_path_factory.mktemp("quick")
     code = main(["unlearn", "--preset", "quick", "--data", str(data_root), "--output", str(out), "--quiet",
-                 f"tracking.store={mlflow_store}", "tracking.experiment=e2e"])
+                 f"tracking.store={mlflow_store}", "tracking.experiment=e2e", "reuse_base_models=false"])
     assert code == 0
     return out, json.loads((out / "report.json").read_text())
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from audioforge.config import to_dict
+from audioforge.distributed import is_rank_zero
 from audioforge.parallel import ProgressQueue, worker_pool
 from audioforge.tracking import Tracker
 from audioforge.unlearning.config import UnlearnConfig
@@ -39,7 +40,11 @@ def total_epochs_of(cfg: UnlearnConfig) -> int:
 
 
 def run_experiment(cfg: UnlearnConfig, progress: bool = True) -> tuple[Path, dict[str, Any]]:
-    """Run the experiment; returns the report folder and the report."""
+    """Run the experiment; returns the report folder and the report (empty on ranks other than 0,
+    which run the same fits untracked)."""
+    if cfg.trainer.distributed and not is_rank_zero():
+        run_tasks(cfg, output_folder(cfg), None, {}, progress=False)
+        return output_folder(cfg), {}
     out_dir = output_folder(cfg)
     # Fail on bad data or schedule before anything is recorded; this also fills the feature cache.
     dm = build_datamodule(cfg, cfg.seeds[0])

@@ -9,6 +9,7 @@ tasks of different seeds, and original and gold of one seed, run in parallel pro
 from __future__ import annotations
 
 import contextlib
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import lightning.pytorch as pl
 import torch
 
 from audioforge.config import to_dict
+from audioforge.distributed import is_rank_zero
 from audioforge.errors import DataError
 from audioforge.evaluation import SplitScores, membership_inference, score_split
 from audioforge.paths import data_root
@@ -25,6 +27,7 @@ from audioforge.tracking import Tracker, keep_tracking_env
 from audioforge.training import EpochProgress, Stopwatch, configure_threads, make_trainer, quiet_lightning
 from audioforge.unlearning.base_models import BaseModelCache, base_model_key
 from audioforge.unlearning.config import FitConfig, UnlearnConfig
+from callbacks.rank_check import RankConsistency
 from callbacks.schedule import PhaseTimer, build_callbacks, total_epochs
 from datamodules.fsdd import FSDDDataModule
 from lightning_modules.classifier import ClassifierModule
@@ -92,7 +95,7 @@ def run_task(cfg: UnlearnConfig, task: Task, out_dir: str, tracker: Tracker | No
     else:
         fit = unlearning_fit(cfg)
         model = new_model(cfg, dm, fit, task.seed)
-        cached = BaseModelCache().load(base_model_key(cfg, "original", task.seed, dm.content_key))
+        cached = wait_for_original(cfg, task.seed, dm.content_key)
         if cached is None:
             raise DataError(f"no trained original model for seed {task.seed} with these settings in "
                             f"{BaseModelCache().directory}: train it first (task original)")
@@ -107,7 +110,9 @@ def run_task(cfg: UnlearnConfig, task: Task, out_dir: str, tracker: Tracker | No
         dm.train_split, dm.batch_size = split, fit.batch_size
         report = (lambda n: queue.put(n)) if queue is not None else (lambda n: None)
         logger = tracker.lightning_logger(run_id) if run_id else False
-        trainer = make_trainer(cfg.trainer, fit.epochs, logger, [*callbacks, *extra_callbacks, EpochProgress(report)])
+        checks = [RankConsistency(folder / "rank_checksums.json")] if cfg.trainer.distributed else []
+        trainer = make_trainer(cfg.trainer, fit.epochs, logger,
+                               [*callbacks, *extra_callbacks, *checks, EpochProgress(report)])
         pl.seed_everything(task.seed + 1, verbose=False)
         with Stopwatch() as sw, keep_tracking_env():
             trainer.fit(model, datamodule=dm)
@@ -115,6 +120,10 @@ def run_task(cfg: UnlearnConfig, task: Task, out_dir: str, tracker: Tracker | No
         entry: dict[str, Any] = {"seed": task.seed, "role": task.role, "train_split": split, "epochs": fit.epochs,
                                  "seconds": sw.seconds, "phase_seconds": dict(timer.seconds) if timer else {},
                                  "run_id": run_id}
+        ckpt = None
+        if cfg.save_checkpoints:  # a collective under DDP: every rank calls it, rank 0 writes
+            ckpt = folder / "model.ckpt"
+            trainer.save_checkpoint(ckpt)
         if trainer.is_global_zero:
             folder.mkdir(parents=True, exist_ok=True)
             scores = score_model(model, dm)
@@ -123,11 +132,21 @@ def run_task(cfg: UnlearnConfig, task: Task, out_dir: str, tracker: Tracker | No
             if cfg.membership_inference:
                 entry["membership"] = membership_inference(scores["retain_train"], scores["test"],
                                                            scores["excluded"], seed=task.seed)
-            record(cfg, task, dm, trainer, entry, folder, tracker, run_id)
+            record(cfg, task, dm, ckpt, entry, folder, tracker, run_id)
             if task.scheme is None:
                 weights = {"net": model.net.state_dict(), "initial_state": model.initial_state}
                 BaseModelCache().save(key, weights, {**entry, "run_id": None}, replace=not cfg.reuse_base_models)
     return entry
+
+
+def wait_for_original(cfg: UnlearnConfig, seed: int, content_key: str, seconds: float = 600.0):
+    """The cached original of ``seed``.  On ranks other than 0 it may still be being written by
+    rank 0 (which scores and saves after the fit all ranks shared): wait for it."""
+    cache, key = BaseModelCache(), base_model_key(cfg, "original", seed, content_key)
+    deadline = time.monotonic() + (seconds if not is_rank_zero() else 0)
+    while (cached := cache.load(key)) is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return cached
 
 
 def reuse_base_model(cfg: UnlearnConfig, task: Task, dm: FSDDDataModule, cached, key: str, folder: Path,
@@ -151,16 +170,12 @@ def score_model(model: ClassifierModule, dm: FSDDDataModule) -> dict[str, SplitS
     return {name: score_split(model, *dm.tensors(split), dm.num_classes) for name, split in EVAL_SPLITS.items()}
 
 
-def record(cfg: UnlearnConfig, task: Task, dm: FSDDDataModule, trainer: pl.Trainer | None, entry: dict[str, Any],
+def record(cfg: UnlearnConfig, task: Task, dm: FSDDDataModule, ckpt: Path | None, entry: dict[str, Any],
            folder: Path, tracker: Tracker | None, run_id: str | None) -> None:
-    """Confusion PNGs and the checkpoint (when ``trainer`` trained it here) in the report folder,
-    and everything in the model's run."""
+    """Confusion PNGs in the report folder, and everything (with the checkpoint, when this task
+    wrote one) in the model's run."""
     pngs = [save(confusion_figure(entry["confusion"][split], dm.class_names, f"{task.role}, seed {task.seed}: {split}"),
                  folder / f"confusion_{split}.png") for split in ("test", "excluded")]
-    ckpt = None
-    if cfg.save_checkpoints and trainer is not None:
-        ckpt = folder / "model.ckpt"
-        trainer.save_checkpoint(ckpt)
     if run_id is None:
         return
     metrics = {f"final/{split}/{k}": v for split, m in entry["metrics"].items() for k, v in m.items()}

@@ -1,0 +1,24 @@
+"""Which process of a distributed launch this is, before any process group exists.
+
+Lightning's ``ddp`` launcher re-runs the command for ranks 1..N-1 with ``LOCAL_RANK`` (and
+``NODE_RANK``) set; ``torchrun`` sets ``RANK``; SLURM's ``srun`` sets ``SLURM_PROCID``.  Every rank
+runs the experiment driver and the same fits in the same order; only rank 0 tracks and writes.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def process_rank() -> int:
+    for var in ("RANK", "SLURM_PROCID"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    local = int(os.environ.get("LOCAL_RANK", "0") or 0)
+    node = int(os.environ.get("NODE_RANK", "0") or 0)
+    per_node = int(os.environ.get("LOCAL_WORLD_SIZE", "0") or 0)
+    return node * per_node + local if per_node else local
+
+
+def is_rank_zero() -> bool:
+    return process_rank() == 0
