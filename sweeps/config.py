@@ -64,6 +64,7 @@ class SweepConfig:
     unlearn_overrides: list[str] = field(default_factory=list)
     seeds: list[int] | None = None                      # null: the unlearn config's seeds
     scheme: str = "conv_bn"                             # unless "scheme" is a searched parameter
+    baseline_overrides: list[str] = field(default_factory=list)  # the reference the best trial must beat
     n_trials: int = 20                                  # completed trials, counted across workers
     workers: int = 1                                    # processes sharing the study
     sampler: Literal["tpe", "nsga2"] = "tpe"

@@ -51,6 +51,7 @@ class UnlearningObjective:
         """Objective values of ``cfg`` with ``scheme``; ``trial`` None scores a config outside the study
         (the baseline), without pruning."""
         gaps: dict[str, list[float]] = {k: [] for k in OBJECTIVES}
+        fit_seconds = 0.0
         prune = trial is not None and self.sweep.pruning and self.sweep.objective.mode == "single"
         folder = self.out_dir / (f"trial-{trial.number}" if trial is not None else "baseline")
         for i, seed in enumerate(cfg.seeds):
@@ -66,6 +67,9 @@ class UnlearningObjective:
             gaps["excluded_gap"].append(abs(f1["excluded"] - gold_f1["excluded"]))
             gaps["test_gap"].append(abs(f1["test"] - gold_f1["test"]))
             gaps["time_ratio"].append(entry["seconds"] / gold["seconds"])
+            fit_seconds += entry["seconds"]
+        if trial is not None:
+            trial.set_user_attr("fit_seconds", fit_seconds)
         return {k: float(np.mean(v)) for k, v in gaps.items()}
 
 

@@ -50,6 +50,10 @@ def trial_config(sweep: SweepConfig, values: dict[str, Any], base_dir: Path) -> 
         cfg = load_config(UnlearnConfig, [resolve(sweep.unlearn_config, base_dir)], overrides)
     except ConfigError as exc:
         raise ConfigError(f"search space: {exc}") from None
+    if cfg.trainer.distributed:
+        raise ConfigError("search space: trials run one process each (sampled once, in that process); spread a "
+                          "sweep with `workers` (one per device, e.g. CUDA_VISIBLE_DEVICES per worker machine), "
+                          "not with trainer.devices > 1 or strategy ddp")
     scheme = values.get(SCHEME, sweep.scheme)
     if scheme not in cfg.unlearning.schemes:
         raise ConfigError(f"search space: unknown scheme {scheme!r} (schemes: {', '.join(cfg.unlearning.schemes)})")

@@ -100,7 +100,7 @@ def run_sweep(sweep: SweepConfig, base_dir: Path, progress: bool = True) -> dict
         prepare_base_models(base_cfg, out_dir, tracker, parent)
         objective = UnlearningObjective(sweep, base_dir, out_dir, tracker, parent)
         baseline = score_baseline(sweep, objective, study, base_dir, tracker, parent)
-        run_workers(sweep, objective, study)
+        run_workers(sweep, objective, study, progress)
         summary = finish(sweep, study, base_dir, out_dir, tracker, parent)
         summary["baseline"] = baseline
     except BaseException:
@@ -122,11 +122,13 @@ def prepare_base_models(cfg, out_dir: Path, tracker: Tracker | None, parent: str
 
 def score_baseline(sweep: SweepConfig, objective: UnlearningObjective, study: optuna.Study, base_dir: Path,
                    tracker: Tracker | None, parent: str | None) -> dict[str, float]:
-    """The objective of the unmodified unlearn config (scheme ``sweep.scheme``), once per study:
-    what the best trial has to beat."""
+    """The objective of the unlearn config plus ``baseline_overrides`` (scheme ``sweep.scheme``), once
+    per study: the reference the best trial has to beat."""
     if "baseline" in study.user_attrs:
         return study.user_attrs["baseline"]
-    cfg, scheme = trial_config(sweep, {}, base_dir)
+    reference = SweepConfig(**{**sweep.__dict__, "unlearn_overrides": [*sweep.unlearn_overrides,
+                                                                       *sweep.baseline_overrides]})
+    cfg, scheme = trial_config(reference, {}, base_dir)
     ctx = tracker.run("baseline (config defaults)", parent, {"audioforge.role": "baseline"}) if tracker else None
     if ctx is None:
         values = objective.evaluate(None, cfg, scheme, None)
@@ -140,16 +142,16 @@ def score_baseline(sweep: SweepConfig, objective: UnlearningObjective, study: op
     return values
 
 
-def run_workers(sweep: SweepConfig, objective: UnlearningObjective, study: optuna.Study) -> None:
+def run_workers(sweep: SweepConfig, objective: UnlearningObjective, study: optuna.Study, verbose: bool = True) -> None:
     remaining = sweep.n_trials - completed(study)
     if remaining <= 0:
         return
     workers = min(sweep.workers, remaining)
     if workers == 1:
-        optimize(sweep, objective)
+        optimize(sweep, objective, 0, verbose)
         return
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=optimize, args=(sweep, objective, i), daemon=False) for i in range(workers)]
+    procs = [ctx.Process(target=optimize, args=(sweep, objective, i, verbose), daemon=False) for i in range(workers)]
     for p in procs:
         p.start()
         time.sleep(0.5)  # stagger start-up so the first trials do not all sample at once
@@ -161,11 +163,12 @@ def run_workers(sweep: SweepConfig, objective: UnlearningObjective, study: optun
                     len(dead), dead)
 
 
-def optimize(sweep: SweepConfig, objective: UnlearningObjective, worker: int = 0) -> None:
+def optimize(sweep: SweepConfig, objective: UnlearningObjective, worker: int = 0, verbose: bool = True) -> None:
     """One worker: trials until ``n_trials`` are complete (counting those running elsewhere)."""
     from audioforge.training import quiet_lightning
 
     quiet_lightning()
+    optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     study = load_study(sweep, open_storage(sweep), worker)
     stop = optuna.study.MaxTrialsCallback(sweep.n_trials, states=(TrialState.COMPLETE, TrialState.RUNNING))

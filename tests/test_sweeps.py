@@ -135,6 +135,7 @@ def test_killed_sweep_resumes_without_losing_or_repeating_trials(data_root, mlfl
     ({"params": {"scheme": {"type": "categorical", "choices": ["base", "magic"]}}}, "unknown scheme 'magic'"),
     ({"storage": "sqlite:////nonexistent-dir/x/studies.db"}, "cannot open Optuna storage sqlite:////nonexistent-dir"),
     ({"objective": {"weights": {"accuracy": 1.0}}}, "unknown objective 'accuracy'"),
+    ({"unlearn_overrides": ["trainer.devices=2", "trainer.strategy=ddp"]}, "trials run one process each"),
 ])
 def test_bad_sweep_input(data_root, mlflow_store, tmp_path, capsys, extra, message):
     path = sweep_file(tmp_path, data_root, mlflow_store, "bad", **extra)
