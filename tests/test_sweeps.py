@@ -134,6 +134,7 @@ def test_killed_sweep_resumes_without_losing_or_repeating_trials(data_root, mlfl
     ({"params": {"unlearning.lr": {"type": "float", "low": 0.0, "high": 0.1, "log": True}}}, "log range needs low > 0"),
     ({"params": {"scheme": {"type": "categorical", "choices": ["base", "magic"]}}}, "unknown scheme 'magic'"),
     ({"storage": "sqlite:////nonexistent-dir/x/studies.db"}, "cannot open Optuna storage sqlite:////nonexistent-dir"),
+    ({"storage": "postgresql://nobody@127.0.0.1:1/studies"}, "cannot open Optuna storage postgresql://"),
     ({"objective": {"weights": {"accuracy": 1.0}}}, "unknown objective 'accuracy'"),
     ({"unlearn_overrides": ["trainer.devices=2", "trainer.strategy=ddp"]}, "trials run one process each"),
 ])
@@ -143,3 +144,55 @@ def test_bad_sweep_input(data_root, mlflow_store, tmp_path, capsys, extra, messa
     err = capsys.readouterr().err
     assert "Traceback" not in err and message in err, err
     assert not (tmp_path / "studies.db").exists() or not optuna.get_all_study_summaries(f"sqlite:///{tmp_path / 'studies.db'}")
+
+
+def test_multi_objective_nsga2_keeps_a_pareto_front(data_root, mlflow_store, tmp_path):
+    path = sweep_file(tmp_path, data_root, mlflow_store, "multi", workers=1, n_trials=3, sampler="nsga2",
+                      objective={"mode": "multi"})
+    best = tmp_path / "best.yaml"
+    assert main(["sweep", "--config", str(path), "--quiet", "--export-best", str(best)]) == 0
+    study = optuna.load_study(study_name="multi", storage=f"sqlite:///{tmp_path / 'studies.db'}")
+    assert [d.name for d in study.directions] == ["MINIMIZE"] * 3
+    done = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert all("NSGAIISampler:generation" in t.system_attrs for t in done)  # drawn by NSGA-II
+    assert len(done) == 3 and all(len(t.values) == 3 for t in done)
+    front = {t.number for t in study.best_trials}
+    summary = yaml.safe_load((tmp_path / "out" / "summary.yaml").read_text())
+    assert summary["best"]["number"] in front
+    assert (tmp_path / "out" / "pareto_front.png").is_file()
+    assert yaml.safe_load(best.read_text())["unlearning"]["schemes"]
+
+
+def test_a_killed_worker_loses_only_its_trial(data_root, mlflow_store, tmp_path):
+    """SIGKILL one of two workers mid-trial: the other carries on, the dead trial is failed, and a
+    rerun completes the study."""
+    path = sweep_file(tmp_path, data_root, mlflow_store, "one-worker-killed", n_trials=4)
+    env = {**os.environ, "MLFLOW_LOGGING_LEVEL": "WARNING"}
+    proc = subprocess.Popen([sys.executable, "-m", "audioforge", "sweep", "--config", str(path), "--quiet"],
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    victim = None
+    deadline = time.time() + 240
+    try:
+        while victim is None and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+            try:
+                running = [t for t in trials(tmp_path, "one-worker-killed")
+                           if t.state == TrialState.RUNNING and "worker_pid" in t.user_attrs]
+            except Exception:
+                continue
+            if running:
+                victim = running[0]
+                os.kill(victim.user_attrs["worker_pid"], signal.SIGKILL)
+        proc.wait(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert victim is not None, "no trial was caught running"
+    time.sleep(2.5)
+    assert main(["sweep", "--config", str(path), "--quiet"]) == 0
+    after = {t.number: t for t in trials(tmp_path, "one-worker-killed")}
+    assert after[victim.number].state == TrialState.FAIL
+    assert sum(t.state == TrialState.COMPLETE for t in after.values()) == 4
+    client = MlflowClient(f"sqlite:///{mlflow_store / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("one-worker-killed")
+    assert not client.search_runs([exp.experiment_id], filter_string="attributes.status = 'RUNNING'")
