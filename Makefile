@@ -38,9 +38,8 @@ test-slow: setup      ## only the slow tests
 bench: setup          ## speed benchmarks (prints ratios; see docs/benchmarks.md)
 	$(BIN)/python benchmarks/run_all.py $(DATA_FLAG) $(ARGS)
 
-ui: setup             ## MLflow UI on the default store at http://127.0.0.1:5000
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db \
-		--default-artifact-root $(CURDIR)/mlruns/artifacts --host 127.0.0.1 --port 5000
+ui: setup             ## MLflow UI (http://127.0.0.1:5000) and optuna-dashboard (http://127.0.0.1:8080)
+	$(BIN)/audioforge ui $(ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info
