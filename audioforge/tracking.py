@@ -31,6 +31,12 @@ class TrackingConfig:
     enabled: bool = True
 
 
+def maybe_run(tracker: "Tracker | None", name: str, parent_id: str | None = None,
+              tags: dict[str, str] | None = None):
+    """``tracker.run(...)``, or a context yielding None when tracking is off."""
+    return tracker.run(name, parent_id, tags) if tracker is not None else contextlib.nullcontext(None)
+
+
 def tracking_uri(cfg: TrackingConfig) -> str:
     if cfg.uri:
         return cfg.uri

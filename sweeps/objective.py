@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import optuna
 
-from audioforge.tracking import Tracker
+from audioforge.tracking import Tracker, maybe_run
 from audioforge.unlearning.base_models import BaseModelCache, base_model_key
 from audioforge.unlearning.protocol import Task, build_datamodule, run_task
 from sweeps.config import OBJECTIVES, SweepConfig
@@ -32,8 +32,7 @@ class UnlearningObjective:
         values = suggest(trial, self.sweep.params)
         cfg, scheme = trial_config(self.sweep, values, self.base_dir)
         tags = {"audioforge.role": "trial", "optuna.trial": str(trial.number)}
-        ctx = self.tracker.run(f"trial {trial.number}", self.parent_run_id, tags) if self.tracker else _null()
-        with ctx as run_id:
+        with maybe_run(self.tracker, f"trial {trial.number}", self.parent_run_id, tags) as run_id:
             if run_id:
                 trial.set_user_attr("mlflow_run_id", run_id)
                 self.tracker.log_config(run_id, {"params": values, "scheme": scheme, "trial": trial.number})
@@ -80,11 +79,3 @@ def gold_entry(cfg, seed: int) -> dict[str, Any]:
     if cached is None:
         raise RuntimeError(f"gold model for seed {seed} missing from the cache; the sweep prepares it first")
     return cached[1]
-
-
-class _null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import multiprocessing as mp
 import time
@@ -26,7 +27,7 @@ from optuna.trial import TrialState
 
 from audioforge.config import to_dict
 from audioforge.errors import ConfigError
-from audioforge.tracking import Tracker
+from audioforge.tracking import Tracker, maybe_run
 from audioforge.unlearning.protocol import Task, run_task
 from sweeps.config import OBJECTIVES, SweepConfig
 from sweeps.objective import UnlearningObjective
@@ -126,15 +127,11 @@ def score_baseline(sweep: SweepConfig, objective: UnlearningObjective, study: op
     per study: the reference the best trial has to beat."""
     if "baseline" in study.user_attrs:
         return study.user_attrs["baseline"]
-    reference = SweepConfig(**{**sweep.__dict__, "unlearn_overrides": [*sweep.unlearn_overrides,
-                                                                       *sweep.baseline_overrides]})
+    reference = dataclasses.replace(sweep, unlearn_overrides=[*sweep.unlearn_overrides, *sweep.baseline_overrides])
     cfg, scheme = trial_config(reference, {}, base_dir)
-    ctx = tracker.run("baseline (config defaults)", parent, {"audioforge.role": "baseline"}) if tracker else None
-    if ctx is None:
-        values = objective.evaluate(None, cfg, scheme, None)
-    else:
-        with ctx as run_id:
-            values = objective.evaluate(None, cfg, scheme, run_id)
+    with maybe_run(tracker, "baseline", parent, {"audioforge.role": "baseline"}) as run_id:
+        values = objective.evaluate(None, cfg, scheme, run_id)
+        if run_id:
             tracker.log_metrics(run_id, {f"objective/{k}": v for k, v in values.items()}
                                 | {"objective/score": sweep.objective.score(values)})
     values = {**values, "score": sweep.objective.score(values)}

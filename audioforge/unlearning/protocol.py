@@ -8,7 +8,6 @@ tasks of different seeds, and original and gold of one seed, run in parallel pro
 
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from audioforge.errors import DataError
 from audioforge.evaluation import SplitScores, membership_inference, score_split
 from audioforge.paths import data_root
 from audioforge.plots import confusion_figure, save
-from audioforge.tracking import Tracker, keep_tracking_env
+from audioforge.tracking import Tracker, keep_tracking_env, maybe_run
 from audioforge.training import EpochProgress, Stopwatch, configure_threads, make_trainer, quiet_lightning
 from audioforge.unlearning.base_models import BaseModelCache, base_model_key
 from audioforge.unlearning.config import FitConfig, UnlearnConfig
@@ -105,8 +104,7 @@ def run_task(cfg: UnlearnConfig, task: Task, out_dir: str, tracker: Tracker | No
         split = "retain_train"
         callbacks = build_callbacks(cfg.unlearning.phases, cfg.unlearning.schemes[task.scheme], task.seed)
 
-    run_ctx = tracker.run(task.role, seed_run_id, tags) if tracker else contextlib.nullcontext(None)
-    with run_ctx as run_id:
+    with maybe_run(tracker, task.role, seed_run_id, tags) as run_id:
         dm.train_split, dm.batch_size = split, fit.batch_size
         report = (lambda n: queue.put(n)) if queue is not None else (lambda n: None)
         logger = tracker.lightning_logger(run_id) if run_id else False
@@ -154,9 +152,7 @@ def reuse_base_model(cfg: UnlearnConfig, task: Task, dm: FSDDDataModule, cached,
     """A base model from the cache: its recorded scores, a run saying where it came from, no training."""
     _, entry = cached
     folder.mkdir(parents=True, exist_ok=True)
-    run_ctx = tracker.run(task.role, seed_run_id, {**tags, "audioforge.reused": "true"}) if tracker \
-        else contextlib.nullcontext(None)
-    with run_ctx as run_id:
+    with maybe_run(tracker, task.role, seed_run_id, {**tags, "audioforge.reused": "true"}) as run_id:
         entry = {**entry, "run_id": run_id, "reused": True, "cache_key": key}
         if run_id:
             tracker.client.log_param(run_id, "base_model_key", key)
