@@ -133,3 +133,9 @@ def mfcc(waves: torch.Tensor, spec: FeatureSpec) -> torch.Tensor:
     """MFCC ``(N, 1, n_mfcc, frames)``, equal to ``librosa.feature.mfcc`` with the same settings."""
     dct = _dct_matrix(spec.n_mels, spec.n_mfcc).to(waves)
     return torch.matmul(dct, log_mel(waves, spec)).unsqueeze(1)
+
+
+@register("logmel", version="1", channels=1, height=lambda s: s.n_mels)
+def logmel(waves: torch.Tensor, spec: FeatureSpec) -> torch.Tensor:
+    """Log-mel power in dB ``(N, 1, n_mels, frames)``, as ``librosa.power_to_db(melspectrogram)``."""
+    return log_mel(waves, spec).unsqueeze(1)

@@ -69,3 +69,13 @@ def test_corrupt_cache_file_is_rebuilt(small_fsdd, tmp_path):
     again.setup()
     assert not again.last_load_cached
     torch.testing.assert_close(dm.x, again.x)
+
+
+def test_logmel_matches_librosa(data_root):
+    spec = FeatureSpec(kind="logmel", sample_rate=8000, n_mels=40, frames=20)
+    wave = fit_length(load_audio(data_root / "fsdd" / "recordings" / "3_theo_7.wav", 8000), spec.num_samples)
+    feat = extract([wave], spec)
+    assert feat.shape == (1, 1, 40, 20)
+    mel = librosa.feature.melspectrogram(y=wave, sr=8000, n_fft=spec.n_fft, hop_length=spec.hop_length, n_mels=40)
+    ref = librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=80.0)
+    np.testing.assert_allclose(feat[0, 0].numpy(), ref, atol=1e-3 * np.abs(ref).max())
