@@ -149,11 +149,12 @@ class AudioDataModule(pl.LightningDataModule):
         self.last_load_cached = payload is not None
         if payload is None:
             waves = [load_audio(item.path, self.features.sample_rate) for item in items]
-            payload = {"x": extract(waves, self.features), "y": torch.tensor([i.label for i in items])}
+            payload = {"x": extract(waves, self.features)}
             self.cache.save(self.name, key, payload)
             log.info("%s: extracted %s features for %d clips into %s", self.name, self.features.kind,
                      len(items), self.cache.path(self.name, key))
-        self.items, self.x, self.y = items, payload["x"], payload["y"]
+        # labels come from discovery every time: how files map to classes is not the cache's business
+        self.items, self.x, self.y = items, payload["x"], torch.tensor([i.label for i in items])
         self.last_load_seconds = time.perf_counter() - start
 
 
