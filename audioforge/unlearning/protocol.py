@@ -87,7 +87,6 @@ def run_task(cfg: UnlearnConfig, task: Task, out_dir: str, tracker: Tracker | No
         cached = BaseModelCache().load(key) if cfg.reuse_base_models else None
         if cached is not None:
             return reuse_base_model(cfg, task, dm, cached, key, folder, tracker, seed_run_id, tags, queue)
-    if task.scheme is None:
         fit = cfg.original if task.role == "original" else cfg.gold
         model = new_model(cfg, dm, fit, task.seed)
         split, callbacks = ("full_train" if task.role == "original" else "retain_train"), []
@@ -106,11 +105,10 @@ def run_task(cfg: UnlearnConfig, task: Task, out_dir: str, tracker: Tracker | No
 
     with maybe_run(tracker, task.role, seed_run_id, tags) as run_id:
         dm.train_split, dm.batch_size = split, fit.batch_size
-        report = (lambda n: queue.put(n)) if queue is not None else (lambda n: None)
         logger = tracker.lightning_logger(run_id) if run_id else False
         checks = [RankConsistency(folder / "rank_checksums.json")] if cfg.trainer.distributed else []
-        trainer = make_trainer(cfg.trainer, fit.epochs, logger,
-                               [*callbacks, *extra_callbacks, *checks, EpochProgress(report)])
+        progress = [EpochProgress(queue.put)] if queue is not None else []
+        trainer = make_trainer(cfg.trainer, fit.epochs, logger, [*callbacks, *extra_callbacks, *checks, *progress])
         pl.seed_everything(task.seed + 1, verbose=False)
         with Stopwatch() as sw, keep_tracking_env():
             trainer.fit(model, datamodule=dm)
