@@ -42,6 +42,22 @@ class TrainerConfig:
         return many or self.num_nodes > 1 or "ddp" in self.strategy
 
 
+@dataclass
+class FitConfig:
+    """Plain supervised training: epochs, batch size and Adam's learning rate and weight decay."""
+
+    epochs: int = 100
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+
+    def validate(self, path: str = "fit") -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ConfigError(f"{path}: epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}")
+        if self.lr <= 0 or self.weight_decay < 0:
+            raise ConfigError(f"{path}: lr must be > 0 and weight_decay >= 0, got {self.lr} and {self.weight_decay}")
+
+
 def quiet_lightning() -> None:
     """Silence Lightning's start-up banners; keep warnings that matter."""
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):

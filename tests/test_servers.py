@@ -4,14 +4,12 @@ optuna-dashboard answers for the study."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 from audioforge.cli import main
 from tests.test_sweeps import REPO, sweep_file

@@ -7,7 +7,7 @@ from typing import Any
 
 from audioforge.errors import ConfigError
 from audioforge.tracking import TrackingConfig
-from audioforge.training import TrainerConfig
+from audioforge.training import FitConfig, TrainerConfig
 
 
 @dataclass
@@ -44,18 +44,13 @@ class NetworkConfig:
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(FitConfig):
     epochs: int = 60
     batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 0.0
     patience: int | None = 10            # validations without improvement of val/acc before stopping
 
     def validate(self, path: str = "fit") -> None:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ConfigError(f"{path}: epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}")
-        if self.lr <= 0 or self.weight_decay < 0:
-            raise ConfigError(f"{path}: lr must be > 0 and weight_decay >= 0, got {self.lr} and {self.weight_decay}")
+        super().validate(path)
         if self.patience is not None and self.patience < 1:
             raise ConfigError(f"{path}.patience must be >= 1 or null, got {self.patience}")
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from audioforge.errors import ConfigError
 from audioforge.tracking import TrackingConfig
-from audioforge.training import TrainerConfig
+from audioforge.training import FitConfig, TrainerConfig
 from callbacks.schedule import OpConfig, PhaseConfig
 from datamodules.features import FeatureSpec
 
@@ -29,20 +29,6 @@ class DataConfig:
 class ModelConfig:
     network: str = "unlearning_cnn"
     kwargs: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class FitConfig:
-    epochs: int = 100
-    batch_size: int = 16
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-
-    def validate(self, path: str) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ConfigError(f"{path}: epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}")
-        if self.lr <= 0 or self.weight_decay < 0:
-            raise ConfigError(f"{path}: lr must be > 0 and weight_decay >= 0, got {self.lr} and {self.weight_decay}")
 
 
 @dataclass

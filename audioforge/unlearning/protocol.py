@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-import torch
 
 from audioforge.config import to_dict
 from audioforge.distributed import is_rank_zero
