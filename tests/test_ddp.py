@@ -57,3 +57,20 @@ def test_ddp_ranks_stay_identical_and_match_a_single_process_run(data_root, mlfl
             a = ddp["metrics"][model][split]["f1"]["mean"]
             b = single["metrics"][model][split]["f1"]["mean"]
             assert abs(a - b) <= tol, (model, split, a, b)
+
+
+def test_classify_under_ddp_trains_on_both_ranks_and_records_once(data_root, mlflow_store, tmp_path):
+    """`classify` follows the same rule: both ranks fit, rank 0 alone scores the whole test split and
+    opens MLflow runs."""
+    out = tmp_path / "ddp"
+    run(["classify", "--preset", "ravdess", "--data", str(data_root), "--seeds", "0", "--quiet", "--output", str(out),
+         "fit.epochs=2", "fit.batch_size=16", f"tracking.store={mlflow_store}", "tracking.experiment=classify-ddp",
+         "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp"])
+    report = json.loads((out / "report.json").read_text())
+    seed = report["seeds"][0]
+    assert seed["world_size"] == 2
+    assert sum(map(sum, seed["report"]["confusion"])) == report["split_sizes"]["test"]  # not a rank's shard
+    client = MlflowClient(f"sqlite:///{mlflow_store / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("classify-ddp")
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 2 and {r.info.status for r in runs} == {"FINISHED"}

@@ -148,6 +148,7 @@ def test_mtt_distill_runs_and_resumes_where_it_stopped(small_fsdd, mlflow_store,
     (["--method", "kmeans"], 2, "unknown method 'kmeans'"),
     (["--arch", "alexnet"], 2, "unknown architecture 'alexnet'"),
     (["buffer.dir=/nonexistent/buffer"], 3, "expert buffer /nonexistent/buffer does not exist"),
+    (["--devices", "2", "--strategy", "ddp"], 2, "distillation runs in one process on one device"),
 ])
 def test_distill_bad_input(small_fsdd, capsys, extra, code, message):
     assert main(["distill", "--data", str(small_fsdd), "--quiet", "tracking.enabled=false", "--output",

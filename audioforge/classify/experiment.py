@@ -50,7 +50,7 @@ def fit_seed(cfg: ClassifyConfig, seed: int, tracker: Tracker | None, run_id: st
     x, y = dm.tensors("test")
     preds = predict_logits(model, x).argmax(1)
     report = classification_report(y.numpy(), preds.numpy(), dm.class_names)
-    return {"seed": seed, "seconds": sw.seconds, "epochs_run": trainer.current_epoch,
+    return {"seed": seed, "seconds": sw.seconds, "epochs_run": trainer.current_epoch, "world_size": trainer.world_size,
             "best_epoch": best.best_epoch if has_val else None, "best_val_acc": best.best_score if has_val else None,
             "test": {"acc": report["accuracy"], "f1": report["macro avg"]["f1-score"],
                      "precision": report["macro avg"]["precision"], "recall": report["macro avg"]["recall"]},

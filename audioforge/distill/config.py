@@ -109,6 +109,10 @@ class DistillConfig:
             raise ConfigError(f"init must be real or noise, got {self.init!r}")
         if self.cpc < 1:
             raise ConfigError(f"cpc must be >= 1, got {self.cpc}")
+        if self.trainer.distributed:
+            raise ConfigError("trainer: distillation runs in one process on one device (trainer.devices=1, "
+                              "strategy auto); run cells side by side with distill-table's `jobs`, or one "
+                              "distill per GPU with CUDA_VISIBLE_DEVICES")
         if min(self.iterations, self.iterations_per_epoch, self.val_every) < 1:
             raise ConfigError("iterations, iterations_per_epoch and val_every must be >= 1")
         if self.eval.runs < 1 or self.eval.epochs < 1 or self.validation.epochs < 1:
