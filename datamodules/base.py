@@ -20,7 +20,7 @@ import torch
 
 from audioforge.errors import DataError
 from datamodules.audio_io import load_audio
-from datamodules.cache import FeatureCache, cache_key, file_fingerprint
+from datamodules.cache import FeatureCache, cache_key, file_fingerprint, tensor_digest
 from datamodules.features import FeatureSpec, extract, feature_shape
 from datamodules.loader import TensorBatchLoader
 
@@ -61,7 +61,9 @@ class AudioDataModule(pl.LightningDataModule):
         self.splits: dict[str, torch.Tensor] = {}
         self.last_load_seconds: float = 0.0
         self.last_load_cached: bool = False
-        self.content_key: str | None = None  # hash of the file list and feature parameters
+        # hash of what a network sees: file names, labels, feature parameters and the features
+        # themselves, not file times (a copied dataset keeps its buffers, models and distilled sets)
+        self.content_key: str | None = None
 
     # --- dataset hooks -------------------------------------------------------------------
     def locate(self) -> Path:
@@ -155,7 +157,6 @@ class AudioDataModule(pl.LightningDataModule):
             raise DataError(f"no audio clips found in {folder}")
         key = cache_key(dataset=self.name, files=file_fingerprint([i.path for i in items], folder),
                         features=self.features.cache_fields())
-        self.content_key = key
         payload = self.cache.load(self.name, key)
         self.last_load_cached = payload is not None
         if payload is None:
@@ -166,6 +167,9 @@ class AudioDataModule(pl.LightningDataModule):
                      len(items), self.cache.path(self.name, key))
         # labels come from discovery every time: how files map to classes is not the cache's business
         self.items, self.x, self.y = items, payload["x"], torch.tensor([i.label for i in items])
+        self.content_key = cache_key(dataset=self.name, files=[i.path.relative_to(folder).as_posix() for i in items],
+                                     labels=self.y.tolist(), features=self.features.cache_fields(),
+                                     x=tensor_digest(self.x))
         self.last_load_seconds = time.perf_counter() - start
 
 

@@ -28,6 +28,14 @@ def file_fingerprint(paths: list[Path], root: Path) -> list[tuple[str, int, int]
     return out
 
 
+def tensor_digest(x: torch.Tensor) -> str:
+    """SHA-256 of a tensor's bytes (shape and dtype included)."""
+    x = x.detach().cpu().contiguous()
+    h = hashlib.sha256(f"{tuple(x.shape)}{x.dtype}".encode())
+    h.update(x.numpy().tobytes())
+    return h.hexdigest()[:24]
+
+
 def cache_key(**parts: Any) -> str:
     blob = json.dumps(parts, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:24]

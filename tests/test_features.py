@@ -1,3 +1,5 @@
+import os
+
 import librosa
 import numpy as np
 import pytest
@@ -52,11 +54,20 @@ def test_cache_hit_and_invalidation(small_fsdd, tmp_path):
     third = FSDDDataModule(small_fsdd, download=False, cache_dir=cache, features=FeatureSpec(n_mfcc=13))
     third.setup()
     assert not third.last_load_cached and third.x.shape[2] == 13
+    assert third.content_key != first.content_key
+    # a copied dataset (new file times): features are extracted again, but what a network sees is
+    # the same, so the content key (which names buffers, cached models, distilled sets) is too
+    for wav in (small_fsdd / "fsdd" / "recordings").glob("*.wav"):
+        os.utime(wav, ns=(wav.stat().st_atime_ns, wav.stat().st_mtime_ns + 10**9))
+    copied = FSDDDataModule(small_fsdd, download=False, cache_dir=cache)
+    copied.setup()
+    assert not copied.last_load_cached and copied.content_key == first.content_key
     # a changed file list: a different key
     (small_fsdd / "fsdd" / "recordings" / "0_theo_9.wav").unlink()
     fourth = FSDDDataModule(small_fsdd, download=False, cache_dir=cache)
     fourth.setup()
     assert not fourth.last_load_cached and len(fourth.x) == len(first.x) - 1
+    assert fourth.content_key != first.content_key
 
 
 def test_corrupt_cache_file_is_rebuilt(small_fsdd, tmp_path):
