@@ -95,6 +95,8 @@ def run_cells(todo: list[tuple[str, DistillConfig]], parent_id: str | None, jobs
             handles = [(cell, pool.apply_async(_run_cell, (cfg, parent_id))) for cell, cfg in pending]
             for cell, handle in handles:
                 results[cell] = handle.get()
+            pool.close()  # idle workers exit on their own; leaving the block would SIGTERM them
+            pool.join()
     return {cell: results[cell] for cell, _ in todo if cell in results}
 
 
