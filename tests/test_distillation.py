@@ -264,3 +264,52 @@ def test_table_assembles_only_finished_cells_when_asked(small_fsdd, tmp_path, ca
     md = (out / "report.md").read_text()
     assert "| convnet | 1 |" in md and "not run" in md
     assert not (out / "cells" / "herding-cpc1-convnet-fdmfcc").exists()
+
+
+def test_a_cell_stopped_by_sigterm_fails_the_table_instead_of_hanging(small_fsdd, mlflow_store, tmp_path):
+    """A pool loses the task of a worker that dies; the cell turns its interrupt into an error, so
+    the table ends with the cell named, its run KILLED, and the rest of the table recorded."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from mlflow.tracking import MlflowClient
+
+    out = tmp_path / "table"
+    cmd = [sys.executable, "-m", "audioforge", "distill-table", "--data", str(small_fsdd), "--quiet", "--output",
+           str(out), "methods=[mtt]", "cpcs=[2]", "jobs=1", "whole_dataset=false", "distill.network_kwargs.width=16",
+           "distill.iterations=100000", "distill.buffer.experts=1", "distill.buffer.epochs=3",
+           "distill.mtt.max_start_epoch=1", "distill.mtt.syn_steps=2", "distill.val_every=1000",
+           f"distill.tracking.store={mlflow_store}", "distill.tracking.experiment=table-sigterm"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    try:
+        checkpoint = out / "cells" / "mtt-cpc2-convnet-fdmfcc" / "checkpoints" / "last.ckpt"
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not checkpoint.is_file():
+            time.sleep(0.5)
+        assert checkpoint.is_file()
+        workers = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _is_child_worker(p, proc.pid)]
+        assert len(workers) == 1
+        os.kill(workers[0], signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)  # before the fix: a lost task, and a table waiting forever
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # the table and its cell workers
+    assert proc.returncode == 4 and "cell mtt-cpc2-convnet-fdmfcc was interrupted" in err, err[-2000:]
+    client = MlflowClient(f"sqlite:///{mlflow_store / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("table-sigterm").experiment_id])
+    assert sorted((r.data.tags["audioforge.command"], r.info.status) for r in runs) == [
+        ("distill", "KILLED"), ("distill-table", "FAILED")]
+
+
+def _is_child_worker(proc_dir, parent: int) -> bool:
+    try:
+        stat = (proc_dir / "stat").read_text()
+        cmdline = (proc_dir / "cmdline").read_bytes()
+    except OSError:
+        return False
+    return int(stat.rsplit(")", 1)[1].split()[1]) == parent and b"spawn_main" in cmdline

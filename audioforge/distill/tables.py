@@ -22,7 +22,7 @@ import numpy as np
 from audioforge.classify.experiment import output_folder
 from audioforge.config import to_dict
 from audioforge.distill.config import DistillConfig
-from audioforge.errors import ConfigError
+from audioforge.errors import ConfigError, DistillationError
 from audioforge.tracking import Tracker, maybe_run
 
 
@@ -76,7 +76,12 @@ def _run_cell(cfg: DistillConfig, parent_id: str | None) -> dict[str, Any]:
 
     terminate_as_interrupt()
     setup_logging(quiet=True)
-    return run_distill(cfg, parent_id)[1]
+    try:
+        return run_distill(cfg, parent_id)[1]
+    except (KeyboardInterrupt, SystemExit) as stop:  # Lightning turns an interrupt into exit(1); a pool
+        # loses the task of a worker that dies of either, and the table would wait for it forever
+        raise DistillationError(f"cell {cfg.name} was interrupted ({type(stop).__name__} {stop}); its MLflow run "
+                                f"ended KILLED, and running the table again resumes it") from None
 
 
 def run_cells(todo: list[tuple[str, DistillConfig]], parent_id: str | None, jobs: int,
