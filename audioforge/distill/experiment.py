@@ -194,7 +194,8 @@ def distil(cfg: DistillConfig, dm: AudioDataModule, out_dir: Path, logger) -> tu
 
 
 def save_distilled(path: Path, synthetic: dict[str, torch.Tensor], cfg: DistillConfig, dm: AudioDataModule,
-                   selection: dict) -> Path:
+                   selection: dict) -> tuple[Path, dict[str, Any]]:
+    """Write ``distilled.pt``; returns its path and meta."""
     meta = {"method": cfg.method, "cpc": cfg.cpc, "network": cfg.network, "network_kwargs": cfg.network_kwargs,
             "dataset": cfg.data.dataset, "features": dataclasses.asdict(dm.features), "class_names": dm.class_names,
             "data_key": dm.content_key, "selection": {k: v for k, v in selection.items() if k != "val_history"},
@@ -202,7 +203,7 @@ def save_distilled(path: Path, synthetic: dict[str, torch.Tensor], cfg: DistillC
     payload = {k: v for k, v in synthetic.items() if k in ("x", "y", "lr", "indices")} | {"meta": meta}
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(payload, path)
-    return path
+    return path, meta
 
 
 def load_distilled(path: str | Path) -> dict[str, Any]:
@@ -243,7 +244,7 @@ def run_distill(cfg: DistillConfig, parent_id: str | None = None) -> tuple[Path,
         with Stopwatch() as sw:
             synthetic, selection = distil(cfg, dm, out_dir, logger)
         distill_seconds, distill_peak = sw.seconds, peak_memory_mb()
-        path = save_distilled(out_dir / "distilled.pt", synthetic, cfg, dm, selection)
+        path, meta = save_distilled(out_dir / "distilled.pt", synthetic, cfg, dm, selection)
         with Stopwatch() as ev:
             results = evaluate_archs(cfg, dm, synthetic)
         report = {"name": cfg.name, "method": cfg.method, "cpc": cfg.cpc, "network": cfg.network,
@@ -257,8 +258,7 @@ def run_distill(cfg: DistillConfig, parent_id: str | None = None) -> tuple[Path,
         if cfg.reconstruct and dm.features.kind in ("mfcc", "fdmfcc"):
             from audioforge.distill.reconstruct import features_to_audio, write_audio
 
-            waves = features_to_audio(raw_features(synthetic["x"], torch.load(path, weights_only=False)["meta"]),
-                                      dm.features)
+            waves = features_to_audio(raw_features(synthetic["x"], meta), dm.features)
             files = write_audio(waves, synthetic["y"], dm.class_names, dm.features, out_dir / "audio")
             report["audio"] = {"files": len([f for f in files if f.suffix == ".wav"]), "folder": str(out_dir / "audio")}
         write_report(out_dir, report, synthetic, dm)

@@ -22,7 +22,7 @@ import numpy as np
 from audioforge.classify.experiment import output_folder
 from audioforge.config import to_dict
 from audioforge.distill.config import DistillConfig
-from audioforge.errors import ConfigError, DistillationError
+from audioforge.errors import ConfigError, DataError, DistillationError
 from audioforge.tracking import Tracker, maybe_run
 
 
@@ -107,8 +107,6 @@ def run_cells(todo: list[tuple[str, DistillConfig]], parent_id: str | None, jobs
 
 def existing_set(path: str) -> dict[str, Any]:
     """The report of the distill run that wrote ``path`` (its folder's report.json)."""
-    from audioforge.errors import DataError
-
     report = Path(path).parent / "report.json"
     if not Path(path).is_file() or not report.is_file():
         raise DataError(f"{path}: not a distilled set with its report.json beside it")
