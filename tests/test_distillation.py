@@ -141,6 +141,7 @@ def test_mtt_distill_runs_and_resumes_where_it_stopped(small_fsdd, mlflow_store,
     assert main(["distill-eval", "--data", str(small_fsdd), "--set", str(out / "distilled.pt"), "--archs",
                  "convnet", "--quiet", "--output", str(tmp_path / "ev"), "tracking.enabled=false", *TINY]) == 0
     assert "| mtt | 2 | convnet |" in (tmp_path / "ev" / "report.md").read_text()
+    assert (tmp_path / "ev" / "distill_eval.png").stat().st_size > 0
 
 
 @pytest.mark.parametrize("extra, code, message", [

@@ -343,7 +343,18 @@ def run_distill_eval(cfg: DistillConfig, sets: list[str]) -> tuple[Path, dict[st
             lines.append(f"| {r['set']} | {r['method']} | {r['cpc']} | {r['distilled_with']} | {cells} |")
         (out_dir / "report.md").write_text("\n".join(lines) + "\n")
         (out_dir / "report.json").write_text(json.dumps(report, indent=2, default=float))
+        eval_plot(rows, out_dir / "distill_eval.png")
         if run_id:
             tracker.log_artifact(run_id, out_dir, "report")
             report["mlflow"] = {"run_id": run_id, "tracking_uri": tracker.uri}
     return out_dir, report
+
+
+def eval_plot(rows: list[dict[str, Any]], path: Path) -> None:
+    """Test accuracy per set (groups) and evaluation architecture (bars)."""
+    from audioforge.plots import grouped_bars, save
+
+    archs = list(rows[0]["eval"])
+    groups = [f"{r['method']} CPC {r['cpc']} ({r['distilled_with']})" for r in rows]
+    series = {a: ([100 * r["eval"][a]["mean"] for r in rows], [100 * r["eval"][a]["std"] for r in rows]) for a in archs}
+    save(grouped_bars(groups, series, "test accuracy (%)", "distilled sets on fresh networks"), path)
