@@ -269,7 +269,7 @@ def test_table_assembles_only_finished_cells_when_asked(small_fsdd, tmp_path, ca
 
 def test_a_cell_stopped_by_sigterm_fails_the_table_instead_of_hanging(small_fsdd, mlflow_store, tmp_path):
     """A pool loses the task of a worker that dies; the cell turns its interrupt into an error, so
-    the table ends with the cell named, its run KILLED, and the rest of the table recorded."""
+    the table ends with the cell named, the cell's run KILLED and the table's run FAILED."""
     import os
     import signal
     import subprocess
