@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from audioforge.errors import AudioforgeError, ConfigError
+from audioforge.logs import setup_logging
 
 log = logging.getLogger("audioforge")
 
@@ -156,14 +157,6 @@ def config_files(args: argparse.Namespace, command: str) -> list[Path]:
             raise ConfigError(f"unknown preset {args.preset!r} for {command} (presets: {', '.join(names)})")
         return [path]
     return [Path(c) for c in args.config] or [preset(command, DEFAULT_PRESET[command])]
-
-
-def setup_logging(quiet: bool) -> None:
-    if quiet:
-        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
-    for noisy in ("alembic", "mlflow", "lightning", "lightning.pytorch", "lightning.fabric", "numba", "matplotlib"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def cmd_unlearn(args: argparse.Namespace) -> int:
@@ -341,21 +334,14 @@ COMMANDS = {"unlearn": cmd_unlearn, "classify": cmd_classify, "rir": cmd_rir, "b
             "distill": cmd_distill, "distill-eval": cmd_distill_eval, "distill-table": cmd_distill_table, "sweep": cmd_sweep, "ui": cmd_ui}
 
 
-def terminate_as_interrupt() -> None:
-    """SIGTERM (``kill``, a scheduler's time limit) unwinds like Ctrl-C, so open MLflow runs end
-    KILLED instead of staying RUNNING.  Main thread only; a no-op elsewhere."""
-    import signal
-    import threading
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, interrupt)
-
-
 def main(argv: list[str] | None = None) -> int:
-    terminate_as_interrupt()
+    from audioforge import events, signals
+
+    signals.install()  # SIGTERM and SIGINT unwind: runs end KILLED, workers are stopped
+    if os.environ.get("LOCAL_RANK", "0") not in ("", "0"):  # a DDP rank the launcher started
+        from audioforge.processes import die_with_parent
+
+        die_with_parent(os.getppid())
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     stray = [a for a in extra if a.startswith("-") or "=" not in a]
@@ -363,19 +349,27 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
     args.overrides = [*args.overrides, *extra]  # overrides may come before, between or after options
     setup_logging(args.quiet)
+    events.announce("command", command=args.command)
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
     except AudioforgeError as exc:
         print(f"audioforge: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        code = exc.exit_code
     except BrokenPipeError:  # output piped into a pager or head that closed early
-        return 0
+        code = 0
     except OSError as exc:  # unwritable output folder, full disk, ...
         print(f"audioforge: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("audioforge: interrupted", file=sys.stderr)
+        code = 1
+    except (KeyboardInterrupt, SystemExit) as exc:  # Lightning turns an interrupt into exit(1)
+        if isinstance(exc, SystemExit) and signals.received() is None:
+            raise
+        code = 130
+    if signals.received() is not None:
+        import signal
+
+        print(f"audioforge: stopped by {signal.Signals(signals.received()).name}", file=sys.stderr)
         return 130
+    return code
 
 
 if __name__ == "__main__":

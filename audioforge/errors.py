@@ -27,3 +27,15 @@ class DistillationError(AudioforgeError):
     """Distillation diverged or cannot start (non-finite loss, incompatible expert buffer)."""
 
     exit_code = 4
+
+
+class Interrupted(AudioforgeError):
+    """A signal (SIGTERM, SIGINT) stopped the command or one of its worker processes."""
+
+    exit_code = 130
+
+
+class WorkerError(AudioforgeError):
+    """A worker process died outright (SIGKILL, out of memory) while running a task."""
+
+    exit_code = 5

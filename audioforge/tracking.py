@@ -3,24 +3,69 @@
 Default store: SQLite at ``mlruns/mlflow.db`` with artifacts in ``mlruns/artifacts`` (MLflow 3
 rejects the plain file store).  ``MLFLOW_TRACKING_URI`` or ``tracking.uri`` point elsewhere (a
 tracking server, PostgreSQL).  Runs are created through ``MlflowClient`` so worker processes can
-open nested runs under a parent by id; :func:`tracked_run` marks a run FAILED when the code
-inside raises and KILLED on Ctrl-C, so no run is left RUNNING.
+open nested runs under a parent by id; :meth:`Tracker.run` marks a run FAILED when the code
+inside raises and KILLED on a stop signal, so no run is left RUNNING by a failure or a stop.
+
+A process killed outright (SIGKILL, the out-of-memory killer, a power cut) cannot end its runs.
+Every run therefore records its owner (host, pid and the process's start time, so a reused pid is
+not mistaken for it), and opening a store marks FAILED the RUNNING runs whose owner on this host
+is gone, tagging them ``audioforge.orphaned``.  Runs owned by a live process or by another host,
+and runs without an owner (made by other tools), are never touched.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 import yaml
 
+from audioforge import signals
 from audioforge.config import flatten
 
+log = logging.getLogger(__name__)
+
 PARENT_TAG = "mlflow.parentRunId"
+OWNER_HOST, OWNER_PID, OWNER_START = "audioforge.owner.host", "audioforge.owner.pid", "audioforge.owner.start"
+ORPHANED_TAG = "audioforge.orphaned"
 MAX_PARAM_LENGTH = 6000
+
+
+def process_start(pid: int) -> str:
+    """When process ``pid`` started (clock ticks since boot, from /proc); "" where unknown,
+    "ended" for a process that has exited but was not yet reaped (a zombie)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return ""
+    return "ended" if fields[0] in ("Z", "X") else fields[19]
+
+
+def owner_tags() -> dict[str, str]:
+    """Tags naming this process as a run's owner."""
+    pid = os.getpid()
+    return {OWNER_HOST: socket.gethostname(), OWNER_PID: str(pid), OWNER_START: process_start(pid)}
+
+
+def owner_alive(tags: dict[str, str]) -> bool:
+    """Whether the process named by a run's owner tags (on this host) still runs."""
+    pid = int(tags[OWNER_PID])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    now = process_start(pid)
+    if now == "ended":
+        return False
+    start = tags.get(OWNER_START, "")
+    return not start or not now or now == start
 
 
 @dataclass
@@ -90,7 +135,31 @@ class Tracker:
                 exp_id = client.get_experiment_by_name(cfg.experiment).experiment_id
         else:
             exp_id = exp.experiment_id
-        return cls(uri, exp_id)
+        tracker = cls(uri, exp_id)
+        tracker.fail_orphans()
+        return tracker
+
+    def fail_orphans(self) -> list[str]:
+        """Mark FAILED the RUNNING runs of this store whose owner process on this host is gone."""
+        from mlflow.entities import ViewType
+
+        client, host = self.client, socket.gethostname()
+        experiments = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL)]
+        running = []
+        for i in range(0, len(experiments), 100):
+            running += client.search_runs(experiments[i:i + 100], "attributes.status = 'RUNNING'",
+                                          run_view_type=ViewType.ALL, max_results=50_000)
+        orphans = [r for r in running if r.data.tags.get(OWNER_HOST) == host and OWNER_PID in r.data.tags
+                   and not owner_alive(r.data.tags)]
+        for run in orphans:
+            client.set_tag(run.info.run_id, ORPHANED_TAG,
+                           f"process {run.data.tags[OWNER_PID]} on {host} ended without ending this run")
+            client.set_terminated(run.info.run_id, "FAILED")
+        if orphans:
+            names = ", ".join(f"{r.info.run_name} ({r.info.run_id[:8]})" for r in orphans[:5])
+            log.warning("marked %d run(s) FAILED whose process is gone: %s%s", len(orphans), names,
+                        " ..." if len(orphans) > 5 else "")
+        return [r.info.run_id for r in orphans]
 
     @property
     def client(self):
@@ -99,7 +168,7 @@ class Tracker:
         return MlflowClient(self.uri)
 
     def create_run(self, name: str, parent_id: str | None = None, tags: dict[str, str] | None = None) -> str:
-        all_tags = dict(tags or {})
+        all_tags = {**(tags or {}), **owner_tags()}
         if parent_id:
             all_tags[PARENT_TAG] = parent_id
         return self.client.create_run(self.experiment_id, run_name=name, tags=all_tags).info.run_id
@@ -112,6 +181,8 @@ class Tracker:
         status = "FINISHED"
         try:
             yield run_id
+            if signals.received() is not None:  # a stop request whose interrupt was swallowed
+                status = "KILLED"
         except BaseException as exc:
             # Lightning turns Ctrl-C (and SIGTERM, see cli.terminate_as_interrupt) into SystemExit(1)
             stopped = isinstance(exc, (KeyboardInterrupt, SystemExit)) or type(exc).__name__ == "TrialPruned"
@@ -119,6 +190,12 @@ class Tracker:
             raise
         finally:
             self.end_run(run_id, status)
+
+    def claim(self, run_id: str) -> None:
+        """Make this process the owner of an existing run (a run resumed by a new command)."""
+        client = self.client
+        for key, value in owner_tags().items():
+            client.set_tag(run_id, key, value)
 
     def end_run(self, run_id: str, status: str) -> None:
         client = self.client

@@ -79,15 +79,20 @@ def configure_threads(cfg: TrainerConfig) -> None:
 
 def make_trainer(cfg: TrainerConfig, max_epochs: int, logger: Any = False, callbacks: list[pl.Callback] = (),
                  progress_bar: bool = False, validate: bool = True) -> pl.Trainer:
-    """A Trainer from config; checkpointing is on only when a ``ModelCheckpoint`` is among ``callbacks``."""
+    """A Trainer from config; checkpointing is on only when a ``ModelCheckpoint`` is among ``callbacks``.
+    Every trainer stops at the next batch after a stop signal and announces its epochs
+    (:mod:`audioforge.signals`, :mod:`audioforge.events`)."""
     from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from audioforge.events import AnnounceEpochs
+    from audioforge.signals import StopOnSignal
 
     quiet_lightning()
     return pl.Trainer(
         max_epochs=max_epochs, accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy,
         precision=cfg.precision, num_nodes=cfg.num_nodes, deterministic=cfg.deterministic,
         sync_batchnorm=cfg.sync_batchnorm and cfg.distributed and cfg.accelerator != "cpu",
-        logger=logger, callbacks=list(callbacks),
+        logger=logger, callbacks=[*callbacks, StopOnSignal(), AnnounceEpochs()],
         enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
         enable_progress_bar=progress_bar, enable_model_summary=False, num_sanity_val_steps=0,
         limit_val_batches=None if validate else 0, check_val_every_n_epoch=cfg.check_val_every_n_epoch,

@@ -14,7 +14,7 @@ import time
 def one(syn_steps: int, checkpointed: bool, batch: int, folder: str) -> tuple[float, float, float]:
     import torch
 
-    from audioforge.distill.experts import ExpertBuffer
+    from lightning_modules.distillation.expert_buffer import ExpertBuffer
     from lightning_modules.distillation import TrajectoryMatching
     from lightning_modules.networks import build_network
 

@@ -26,6 +26,7 @@ def rate(size: str, order: int, rooms: int = 12, sources: int = 2) -> float:
 
 
 def main(argv: list[str] | None = None) -> dict:
+    from audioforge.processes import WorkerPool
     from datamodules.rir_simulation import SimulationConfig, generate_set
 
     out: dict = {"rirs_per_second": {}}
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = SimulationConfig()
     with tempfile.TemporaryDirectory() as root:
         t0 = time.perf_counter()
-        generate_set(cfg, seed=0, root=__import__("pathlib").Path(root))
+        generate_set(cfg, seed=0, root=__import__("pathlib").Path(root), worker_pool=WorkerPool)
         seconds = time.perf_counter() - t0
     n = len(cfg.sizes) * cfg.rooms_per_size * cfg.rirs_per_room
     out["default_set"] = {"rirs": n, "seconds": seconds, "target_seconds": 300}

@@ -1,36 +1,29 @@
 """Periodic validation of a synthetic set during distillation, and selection of the best one.
 
-At the start and every ``every`` epochs (and after the last) a fresh network is trained on the current synthetic set (the evaluation
-protocol of :mod:`audioforge.distill.evaluate`) and scored on the *validation* split; the
-synthetic set (and learned lr) with the best validation accuracy is kept and put back when fit
-ends.  The test split is never seen here."""
+At the start and every ``every`` epochs (and after the last) the current synthetic set is
+scored by ``score`` (the commands pass one that trains a fresh network on it and measures it on
+the *validation* split); the synthetic set (and learned lr) with the best score is kept and put
+back when fit ends.  Whatever ``score`` reads, this callback holds no data of its own."""
 
 from __future__ import annotations
+
+from typing import Callable
 
 import lightning.pytorch as pl
 import torch
 
 
 class SyntheticValidation(pl.Callback):
-    def __init__(self, val_x: torch.Tensor, val_y: torch.Tensor, network: str, num_classes: int, eval_cfg,
-                 every: int = 1, network_kwargs: dict | None = None, seed: int = 0):
-        self.val = (val_x, val_y)
-        self.network, self.num_classes, self.eval_cfg = network, num_classes, eval_cfg
-        self.every, self.network_kwargs, self.seed = every, network_kwargs, seed
+    def __init__(self, score: Callable[[dict[str, torch.Tensor]], float], every: int = 1):
+        self.score_set, self.every = score, every
         self.history: list[tuple[int, float]] = []   # (outer iteration, validation accuracy)
         self.best_acc: float | None = None
         self.best_iteration: int = 0
         self._best: dict[str, torch.Tensor] | None = None
 
     def score(self, pl_module) -> float:
-        from audioforge.distill.evaluate import train_student
-
-        synthetic = pl_module.distilled()
-        lr = float(synthetic["lr"]) if "lr" in synthetic and self.eval_cfg.use_learned_lr else None
-        with torch.random.fork_rng():
-            _, best = train_student(self.network, synthetic["x"], synthetic["y"], self.val, self.num_classes,
-                                    self.eval_cfg, self.seed, lr, self.network_kwargs)
-        return float(best.best_score)
+        with torch.random.fork_rng():  # scoring must not move the distillation's random stream
+            return float(self.score_set(pl_module.distilled()))
 
     def check(self, iteration: int, pl_module, log: bool = True) -> None:
         acc = self.score(pl_module)

@@ -13,6 +13,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import lightning.pytorch as pl
 import numpy as np
@@ -46,8 +47,11 @@ class AudioDataModule(pl.LightningDataModule):
 
     def __init__(self, root: str | Path, features: FeatureSpec | None = None, batch_size: int = 16,
                  eval_batch_size: int = 512, seed: int = 0, cache_dir: str | Path | None = None,
-                 train_split: str = "train"):
+                 train_split: str = "train", worker_pool: Callable[[int], Any] | None = None):
         super().__init__()
+        # ``worker_pool(jobs)``: a context manager with ``map(fn, items)`` running work in parallel
+        # processes (the commands pass audioforge's WorkerPool); None: everything in this process
+        self.worker_pool = worker_pool
         self.root = Path(root)
         self.features = features or FeatureSpec()
         self.batch_size = batch_size

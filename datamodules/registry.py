@@ -3,6 +3,8 @@
 ``options`` are the dataset's own constructor arguments (folds, actors, ``allow_partial``,
 ``simulation``...); ``features`` overrides fields of the dataset's default :class:`FeatureSpec`.
 Wrong names or values raise :class:`ConfigError` naming ``data.options.<key>`` or ``features.<key>``.
+Options that are dataclasses (:data:`DATACLASS_OPTIONS`) arrive already converted: the config
+layer above turns their mappings into these classes.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from audioforge.errors import ConfigError
 from datamodules.base import AudioDataModule
@@ -30,6 +32,8 @@ DATAMODULES: dict[str, type[AudioDataModule]] = {
 }
 # generic use (classification, distillation) sees every FSDD speaker; unlearning builds its own FSDD module
 DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {"fsdd": {"forget_speakers": []}}
+# options given as mappings in YAML and passed to the datamodule as these dataclasses
+DATACLASS_OPTIONS: dict[str, type] = {"simulation": SimulationConfig}
 DEFAULTS: dict[str, FeatureSpec] = {"fsdd": FeatureSpec(), "urbansound8k": US8K_FEATURES, "ravdess": RAVDESS_FEATURES,
                                     "rir_simulated": RIR_FEATURES, "rir_real": RIR_FEATURES}
 
@@ -54,20 +58,19 @@ def check_dataset(dataset: str) -> None:
 
 def build_datamodule(dataset: str, root: str | Path | None, options: dict[str, Any] | None = None,
                      features: FeatureSpec | None = None, seed: int = 0, cache_dir: str | None = None,
-                     batch_size: int = 16) -> AudioDataModule:
+                     batch_size: int = 16, worker_pool: Callable[[int], Any] | None = None) -> AudioDataModule:
     check_dataset(dataset)
     cls = DATAMODULES[dataset]
     options = {**DEFAULT_OPTIONS.get(dataset, {}), **(options or {})}
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "root", "features", "kwargs"}
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "root", "features", "kwargs", "worker_pool"}
     for key in options:
         if key not in accepted:
             raise ConfigError(f"data.options.{key}: not an option of {dataset} (options: {', '.join(sorted(accepted))})")
-    if "simulation" in options and isinstance(options["simulation"], dict):
-        from audioforge.config import from_dict
-
-        options["simulation"] = from_dict(SimulationConfig, options["simulation"], "data.options.simulation")
+    for key, kind in DATACLASS_OPTIONS.items():
+        if key in options and not isinstance(options[key], kind):
+            raise ConfigError(f"data.options.{key} must be a mapping of {kind.__name__} fields")
     try:
         return cls(root, features=features or default_features(dataset), seed=seed, cache_dir=cache_dir,
-                   batch_size=batch_size, **options)
+                   batch_size=batch_size, worker_pool=worker_pool, **options)
     except TypeError as exc:
         raise ConfigError(f"data.options for {dataset}: {exc}") from None

@@ -96,7 +96,7 @@ class SimulatedRIRDataModule(_RoomSplitMixin, AudioDataModule):
         self.set_root = (Path(cache_dir) if cache_dir else default_cache_dir()) / "rirs"
 
     def locate(self) -> Path:
-        return generate_set(self.simulation, self.seed, self.set_root)
+        return generate_set(self.simulation, self.seed, self.set_root, self.worker_pool)
 
     def discover(self, folder: Path) -> list[AudioItem]:
         return [AudioItem(folder / row["file"], self.class_names.index(row["size"]), f"{row['size']}/{row['room']}")

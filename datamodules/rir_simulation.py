@@ -20,10 +20,9 @@ import logging
 import os
 import shutil
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import soundfile as sf
@@ -151,8 +150,9 @@ def _simulate_room(args: tuple[str, int, Room, SimulationConfig, int, str]) -> l
     return rows
 
 
-def generate_set(cfg: SimulationConfig, seed: int, root: Path) -> Path:
-    """The folder of the set (``root/<key>``), generating it first if absent."""
+def generate_set(cfg: SimulationConfig, seed: int, root: Path, worker_pool: Callable[[int], Any] | None = None) -> Path:
+    """The folder of the set (``root/<key>``), generating it first if absent; rooms are simulated
+    in ``worker_pool(jobs)`` (a context manager with ``map``) when given, else in this process."""
     folder = Path(root) / f"sim-{cfg.key(seed)}"
     if (folder / MANIFEST).is_file():
         return folder
@@ -164,9 +164,9 @@ def generate_set(cfg: SimulationConfig, seed: int, root: Path) -> Path:
             (tmp / size).mkdir()
         work = [(size, index, room, cfg, seed, str(tmp)) for size, index, room in rooms]
         jobs = min(cfg.jobs or os.cpu_count() or 1, len(work))
-        if jobs > 1:
-            with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
-                rows = [r for chunk in pool.map(_simulate_room, work, chunksize=4) for r in chunk]
+        if jobs > 1 and worker_pool is not None:
+            with worker_pool(jobs) as pool:
+                rows = [r for chunk in pool.map(_simulate_room, work) for r in chunk]
         else:
             rows = [r for item in work for r in _simulate_room(item)]
         with open(tmp / MANIFEST, "w", newline="") as fh:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import optuna
 
-from audioforge.tracking import Tracker, maybe_run
+from audioforge.tracking import Tracker, maybe_run, owner_tags
 from audioforge.unlearning.base_models import BaseModelCache, base_model_key
 from audioforge.unlearning.protocol import Task, build_datamodule, run_task
 from sweeps.config import OBJECTIVES, SweepConfig
@@ -29,6 +29,7 @@ class UnlearningObjective:
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         trial.set_user_attr("worker_pid", os.getpid())
+        trial.set_user_attr("owner", owner_tags())
         values = suggest(trial, self.sweep.params)
         cfg, scheme = trial_config(self.sweep, values, self.base_dir)
         tags = {"audioforge.role": "trial", "optuna.trial": str(trial.number)}

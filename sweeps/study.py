@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import multiprocessing as mp
-import time
+import socket
 import warnings
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,8 @@ from optuna.trial import TrialState
 
 from audioforge.config import to_dict
 from audioforge.errors import ConfigError
-from audioforge.tracking import Tracker, maybe_run
+from audioforge.processes import WorkerPool
+from audioforge.tracking import OWNER_HOST, Tracker, maybe_run, owner_alive
 from audioforge.unlearning.protocol import Task, run_task
 from sweeps.config import OBJECTIVES, SweepConfig
 from sweeps.objective import UnlearningObjective
@@ -36,6 +36,7 @@ from sweeps.space import check_space, decode, trial_config
 log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 MLFLOW_ATTR = "mlflow_run_id"
+OWNER_ATTR = "owner"  # a trial's worker process: owner tags as on MLflow runs
 
 
 def storage_url(sweep: SweepConfig) -> str:
@@ -84,6 +85,7 @@ def run_sweep(sweep: SweepConfig, base_dir: Path, progress: bool = True) -> dict
     check_space(sweep, base_dir)
     storage = open_storage(sweep)
     study = load_study(sweep, storage)
+    fail_orphaned_trials(study)
     optuna.storages.fail_stale_trials(study)
     out_dir = Path(sweep.output_dir or Path("outputs") / "sweep" / sweep.name)
     tracker = Tracker.open(sweep.tracking) if sweep.tracking.enabled else None
@@ -96,6 +98,7 @@ def run_sweep(sweep: SweepConfig, base_dir: Path, progress: bool = True) -> dict
             tracker.log_config(parent, to_dict(sweep))
         else:
             tracker.client.update_run(parent, status="RUNNING")
+            tracker.claim(parent)
     try:
         base_cfg, _ = trial_config(sweep, {}, base_dir)
         prepare_base_models(base_cfg, out_dir, tracker, parent)
@@ -140,24 +143,30 @@ def score_baseline(sweep: SweepConfig, objective: UnlearningObjective, study: op
 
 
 def run_workers(sweep: SweepConfig, objective: UnlearningObjective, study: optuna.Study, verbose: bool = True) -> None:
+    """``workers`` processes on the study (inline when one); a worker that dies fails the command."""
     remaining = sweep.n_trials - completed(study)
     if remaining <= 0:
         return
     workers = min(sweep.workers, remaining)
-    if workers == 1:
-        optimize(sweep, objective, 0, verbose)
-        return
-    ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=optimize, args=(sweep, objective, i, verbose), daemon=False) for i in range(workers)]
-    for p in procs:
-        p.start()
-        time.sleep(0.5)  # stagger start-up so the first trials do not all sample at once
-    for p in procs:
-        p.join()
-    dead = [p.exitcode for p in procs if p.exitcode != 0]
-    if dead:
-        log.warning("%d sweep worker(s) ended abnormally (exit codes %s); run the command again to resume",
-                    len(dead), dead)
+    with WorkerPool(workers) as pool:
+        for i in range(workers):
+            pool.submit(f"sweep worker {i}", optimize, sweep, objective, i, verbose)
+        while pool.pending:
+            pool.next()
+
+
+def fail_orphaned_trials(study: optuna.Study) -> list[int]:
+    """Fail the RUNNING trials whose worker process on this host is gone (killed outright), at
+    once rather than after the heartbeat's grace period."""
+    host, failed = socket.gethostname(), []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        owner = trial.user_attrs.get(OWNER_ATTR)
+        if owner and owner.get(OWNER_HOST) == host and not owner_alive(owner):
+            study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+            failed.append(trial.number)
+    if failed:
+        log.warning("failed trial(s) %s of study %s: their worker process is gone", failed, study.study_name)
+    return failed
 
 
 def optimize(sweep: SweepConfig, objective: UnlearningObjective, worker: int = 0, verbose: bool = True) -> None:

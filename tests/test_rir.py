@@ -12,6 +12,7 @@ import soundfile as sf
 
 from audioforge.errors import DataError
 from datamodules.rir import RealRIRDataModule, SimulatedRIRDataModule, physical_room
+from audioforge.processes import WorkerPool
 from datamodules.rir_simulation import SimulationConfig, generate_set, read_manifest, simulate_rir
 from datamodules.rooms import SHIPPED, SIZES, Room, read_room_info, room_info_path
 
@@ -54,7 +55,7 @@ def test_bad_room_info_lines_name_file_and_line(tmp_path, line, message):
 def test_simulated_sets_are_reproducible_per_seed_and_worker_count(tmp_path):
     cfg = SimulationConfig(**TINY, jobs=1)
     a = generate_set(cfg, seed=3, root=tmp_path / "a")
-    b = generate_set(SimulationConfig(**TINY, jobs=2), seed=3, root=tmp_path / "b")
+    b = generate_set(SimulationConfig(**TINY, jobs=2), seed=3, root=tmp_path / "b", worker_pool=WorkerPool)
     c = generate_set(cfg, seed=4, root=tmp_path / "c")
     rows_a, rows_b, rows_c = read_manifest(a), read_manifest(b), read_manifest(c)
     assert len(rows_a) == 3 * 4 * 2 and rows_a == rows_b

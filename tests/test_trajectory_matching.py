@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from audioforge.distill.experts import ExpertBuffer, train_experts
+from audioforge.distill.experts import train_experts
+from lightning_modules.distillation.expert_buffer import ExpertBuffer
 from audioforge.errors import DataError, DistillationError
 from lightning_modules.distillation import TrajectoryMatching
 

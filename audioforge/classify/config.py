@@ -20,12 +20,17 @@ class DatasetConfig:
     def load(self, features: dict[str, Any], seed: int, batch_size: int = 16):
         """The datamodule, with ``features`` overriding the dataset's defaults, prepared and set up
         (bad data or options fail here, before any run is recorded)."""
+        from audioforge.config import from_dict
         from audioforge.paths import data_root
+        from audioforge.processes import WorkerPool
         from datamodules import build_datamodule, default_features
+        from datamodules.registry import DATACLASS_OPTIONS
 
-        dm = build_datamodule(self.dataset, data_root(self.root), self.options,
+        options = {k: from_dict(DATACLASS_OPTIONS[k], v, f"data.options.{k}")
+                   if k in DATACLASS_OPTIONS and isinstance(v, dict) else v for k, v in self.options.items()}
+        dm = build_datamodule(self.dataset, data_root(self.root), options,
                               default_features(self.dataset, features), seed=seed, cache_dir=self.cache_dir,
-                              batch_size=batch_size)
+                              batch_size=batch_size, worker_pool=WorkerPool)
         dm.prepare_data()
         dm.setup()
         return dm

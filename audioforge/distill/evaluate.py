@@ -49,6 +49,15 @@ def train_student(network: str, x: torch.Tensor, y: torch.Tensor, val: tuple[tor
     return model, best
 
 
+def validation_score(synthetic: dict[str, torch.Tensor], network: str, val: tuple[torch.Tensor, torch.Tensor],
+                     num_classes: int, cfg: EvalConfig, seed: int, network_kwargs: dict | None = None) -> float:
+    """Best validation accuracy of a fresh ``network`` trained on ``synthetic``: how distillation
+    chooses among its synthetic sets (``SyntheticValidation``'s score).  No test data here."""
+    lr = float(synthetic["lr"]) if "lr" in synthetic and cfg.use_learned_lr else None
+    _, best = train_student(network, synthetic["x"], synthetic["y"], val, num_classes, cfg, seed, lr, network_kwargs)
+    return float(best.best_score)
+
+
 def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return float((predict_logits(model, x).argmax(1) == y).float().mean())
 

@@ -8,6 +8,7 @@ holds the method, CPC, network, feature spec, class names and the validation-cho
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import resource
 from pathlib import Path
@@ -20,8 +21,9 @@ from audioforge.classify.experiment import output_folder
 from audioforge.config import to_dict
 from audioforge.distill.config import DistillConfig
 from audioforge.distill.coresets import check_cpc, herding_coreset, random_coreset
-from audioforge.distill.evaluate import evaluate_set
-from audioforge.distill.experts import ExpertBuffer, train_experts
+from audioforge.distill.evaluate import evaluate_set, validation_score
+from audioforge.distill.experts import train_experts
+from lightning_modules.distillation.expert_buffer import ExpertBuffer
 from audioforge.errors import DataError
 from audioforge.tracking import Tracker, keep_tracking_env, maybe_run
 from audioforge.training import Stopwatch, configure_threads, make_trainer
@@ -78,7 +80,7 @@ def ensure_buffer(cfg: DistillConfig, dm: AudioDataModule, tracker: Tracker | No
     def report(index, trajectory, seconds):
         if run_id:
             from lightning_modules.networks import build_network
-            from audioforge.distill.params import FlatParams
+            from lightning_modules.distillation.params import FlatParams
             from audioforge.distill.evaluate import accuracy
 
             net = build_network(cfg.network, tuple(x.shape[1:]), dm.num_classes, **cfg.network_kwargs)
@@ -152,7 +154,7 @@ def coreset(cfg: DistillConfig, dm: AudioDataModule) -> dict[str, torch.Tensor]:
 def embedding_network(cfg: DistillConfig, dm: AudioDataModule):
     """Herding's embedding: a network of ``cfg.network`` trained on the real training split (the
     last epoch of the first expert in the buffer, built if needed)."""
-    from audioforge.distill.params import FlatParams
+    from lightning_modules.distillation.params import FlatParams
     from lightning_modules.networks import build_network
 
     buffer = ensure_buffer(dataclasses.replace(cfg, buffer=dataclasses.replace(cfg.buffer, experts=1))
@@ -177,8 +179,10 @@ def distil(cfg: DistillConfig, dm: AudioDataModule, out_dir: Path, logger) -> tu
     syn_x, syn_y = initial_set(cfg, dm)
     pl.seed_everything(cfg.seed, verbose=False)
     module = build_module(cfg, dm, syn_x, syn_y, buffer)
-    validation = SyntheticValidation(*real_split(dm, "val"), cfg.network, dm.num_classes, cfg.validation,
-                                     cfg.val_every, cfg.network_kwargs, cfg.seed)
+    score = functools.partial(validation_score, network=cfg.network, val=real_split(dm, "val"),
+                              num_classes=dm.num_classes, cfg=cfg.validation, seed=cfg.seed,
+                              network_kwargs=cfg.network_kwargs)
+    validation = SyntheticValidation(score, cfg.val_every)
     ckpt_dir = out_dir / "checkpoints"
     # one file, overwritten after every epoch (save_top_k=0 would only write it when fit ends)
     checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, every_n_epochs=1,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import multiprocessing as mp
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,8 @@ import numpy as np
 from audioforge.classify.experiment import output_folder
 from audioforge.config import to_dict
 from audioforge.distill.config import DistillConfig
-from audioforge.errors import ConfigError, DataError, DistillationError
+from audioforge.errors import ConfigError, DataError
+from audioforge.processes import WorkerPool
 from audioforge.tracking import Tracker, maybe_run
 
 
@@ -71,17 +71,11 @@ def cells(cfg: TableConfig) -> list[tuple[str, DistillConfig]]:
 
 
 def _run_cell(cfg: DistillConfig, parent_id: str | None) -> dict[str, Any]:
-    from audioforge.cli import setup_logging, terminate_as_interrupt
     from audioforge.distill.experiment import run_distill
+    from audioforge.logs import setup_logging
 
-    terminate_as_interrupt()
     setup_logging(quiet=True)
-    try:
-        return run_distill(cfg, parent_id)[1]
-    except (KeyboardInterrupt, SystemExit) as stop:  # Lightning turns an interrupt into exit(1); a pool
-        # loses the task of a worker that dies of either, and the table would wait for it forever
-        raise DistillationError(f"cell {cfg.name} was interrupted ({type(stop).__name__} {stop}); its MLflow run "
-                                f"ended KILLED, and running the table again resumes it") from None
+    return run_distill(cfg, parent_id)[1]
 
 
 def run_cells(todo: list[tuple[str, DistillConfig]], parent_id: str | None, jobs: int,
@@ -96,12 +90,12 @@ def run_cells(todo: list[tuple[str, DistillConfig]], parent_id: str | None, jobs
         else:
             pending.append((cell, cfg))
     if pending and run_missing:
-        with mp.get_context("spawn").Pool(max(1, jobs), maxtasksperchild=1) as pool:
-            handles = [(cell, pool.apply_async(_run_cell, (cfg, parent_id))) for cell, cfg in pending]
-            for cell, handle in handles:
-                results[cell] = handle.get()
-            pool.close()  # idle workers exit on their own; leaving the block would SIGTERM them
-            pool.join()
+        with WorkerPool(jobs, fresh_process=True) as pool:
+            for cell, cfg in pending:
+                pool.submit(cell, _run_cell, cfg, parent_id)
+            while pool.pending:
+                cell, report = pool.next()
+                results[cell] = report
     return {cell: results[cell] for cell, _ in todo if cell in results}
 
 

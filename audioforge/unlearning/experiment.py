@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from audioforge.config import to_dict
 from audioforge.distributed import is_rank_zero
-from audioforge.parallel import ProgressQueue, worker_pool
+from audioforge.processes import WorkerPool
 from audioforge.tracking import Tracker
 from audioforge.unlearning.config import UnlearnConfig
 from audioforge.unlearning.protocol import Task, build_datamodule, new_model, run_task, unlearning_fit
@@ -105,21 +105,10 @@ def run_tasks(cfg: UnlearnConfig, out_dir: Path, tracker: Tracker | None, seed_r
             on_seed_done(task.seed)
 
     with tqdm(total=total_epochs_of(cfg), unit="epoch", desc=cfg.name, disable=not progress,
-              dynamic_ncols=True) as bar, ProgressQueue(bar.update) as queue:
-        jobs = worker_count(cfg)
-        if jobs == 1:
+              dynamic_ncols=True) as bar, WorkerPool(worker_count(cfg), progress=bar.update) as pool:
+        while todo or pool.pending:
             while todo:
                 task = todo.popleft()
-                done(task, run_task(cfg, task, str(out_dir), tracker, seed_runs.get(task.seed), queue))
-        else:
-            with worker_pool(jobs) as pool:
-                running: dict[Task, Any] = {}
-                while todo or running:
-                    while todo:
-                        task = todo.popleft()
-                        running[task] = pool.apply_async(run_task, (cfg, task, str(out_dir), tracker,
-                                                                    seed_runs.get(task.seed), queue.remote))
-                    for task in [t for t, r in running.items() if r.ready()]:
-                        done(task, running.pop(task).get())
-                    time.sleep(0.05)
+                pool.submit(task, run_task, cfg, task, str(out_dir), tracker, seed_runs.get(task.seed))
+            done(*pool.next())
     return [results[s] for s in cfg.seeds]

@@ -15,6 +15,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 
+from audioforge import processes
 from audioforge.config import to_dict
 from audioforge.distributed import is_rank_zero
 from audioforge.errors import DataError
@@ -69,9 +70,9 @@ def seed_folder(out_dir: Path, seed: int) -> Path:
 
 
 def run_task(cfg: UnlearnConfig, task: Task, out_dir: str, tracker: Tracker | None, seed_run_id: str | None,
-             queue: Any = None, callbacks: list[pl.Callback] = ()) -> dict[str, Any]:
+             callbacks: list[pl.Callback] = ()) -> dict[str, Any]:
     """Train, score and record one model; returns its entry for the report.  Runs in worker processes
-    (arguments are picklable); ``queue.put(1)`` after every epoch drives the progress bar; extra
+    (arguments are picklable); every epoch is reported to the pool's progress bar; extra
     ``callbacks`` (e.g. an Optuna pruning callback) join the fit."""
     extra_callbacks = list(callbacks)
     configure_threads(cfg.trainer)
@@ -85,7 +86,7 @@ def run_task(cfg: UnlearnConfig, task: Task, out_dir: str, tracker: Tracker | No
         key = base_model_key(cfg, task.role, task.seed, dm.content_key)
         cached = BaseModelCache().load(key) if cfg.reuse_base_models else None
         if cached is not None:
-            return reuse_base_model(cfg, task, dm, cached, key, folder, tracker, seed_run_id, tags, queue)
+            return reuse_base_model(cfg, task, dm, cached, key, folder, tracker, seed_run_id, tags)
         fit = cfg.original if task.role == "original" else cfg.gold
         model = new_model(cfg, dm, fit, task.seed)
         split, callbacks = ("full_train" if task.role == "original" else "retain_train"), []
@@ -106,7 +107,7 @@ def run_task(cfg: UnlearnConfig, task: Task, out_dir: str, tracker: Tracker | No
         dm.train_split, dm.batch_size = split, fit.batch_size
         logger = tracker.lightning_logger(run_id) if run_id else False
         checks = [RankConsistency(folder / "rank_checksums.json")] if cfg.trainer.distributed else []
-        progress = [EpochProgress(queue.put)] if queue is not None else []
+        progress = [EpochProgress(processes.progress)]
         trainer = make_trainer(cfg.trainer, fit.epochs, logger, [*callbacks, *extra_callbacks, *checks, *progress])
         pl.seed_everything(task.seed + 1, verbose=False)
         with Stopwatch() as sw, keep_tracking_env():
@@ -145,7 +146,7 @@ def wait_for_original(cfg: UnlearnConfig, seed: int, content_key: str, seconds: 
 
 
 def reuse_base_model(cfg: UnlearnConfig, task: Task, dm: FSDDDataModule, cached, key: str, folder: Path,
-                     tracker: Tracker | None, seed_run_id: str | None, tags: dict[str, str], queue: Any) -> dict[str, Any]:
+                     tracker: Tracker | None, seed_run_id: str | None, tags: dict[str, str]) -> dict[str, Any]:
     """A base model from the cache: its recorded scores, a run saying where it came from, no training."""
     _, entry = cached
     folder.mkdir(parents=True, exist_ok=True)
@@ -154,8 +155,7 @@ def reuse_base_model(cfg: UnlearnConfig, task: Task, dm: FSDDDataModule, cached,
         if run_id:
             tracker.client.log_param(run_id, "base_model_key", key)
         record(cfg, task, dm, None, entry, folder, tracker, run_id)
-    if queue is not None:
-        queue.put(entry["epochs"])
+    processes.progress(entry["epochs"])
     return entry
 
 

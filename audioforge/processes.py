@@ -1,0 +1,245 @@
+"""Worker processes that never outlive their command: the one pool every command uses.
+
+:class:`WorkerPool` runs tasks in spawned processes (``concurrent.futures``), or inline when one
+job is enough, with these guarantees:
+
+- **A worker dies with its command, whatever killed the command.**  On Linux each worker asks
+  the kernel for ``SIGKILL`` when its parent dies (``prctl(PR_SET_PDEATHSIG)``); elsewhere a
+  watchdog thread ends it once its parent is gone.
+- **A stop ends everything promptly.**  ``SIGTERM`` or ``SIGINT`` in the command raises
+  ``KeyboardInterrupt`` there (:mod:`audioforge.signals`); leaving the pool's block then sends
+  ``SIGTERM`` to every worker (a worker inside a task unwinds, so its tracked runs end KILLED; an
+  idle one exits), waits a few seconds, and kills what is left.  Workers ignore ``SIGINT``: a
+  Ctrl-C reaches the whole process group, and the command coordinates the stop.
+- **A dead worker fails the command, never hangs it.**  A worker killed outright (``SIGKILL``,
+  the out-of-memory killer) breaks the pool; the pending results raise :class:`WorkerError`
+  naming the task the dead worker ran and its exit code.
+- **Progress from workers**: :func:`progress` called inside a task reaches the ``progress``
+  callback of the pool in the command's process (a progress bar), through a queue the workers
+  inherit.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import queue as queue_mod
+import signal
+import sys
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import get_context
+from typing import Any, Callable, Hashable, Iterable
+
+from audioforge import events, signals
+from audioforge.errors import Interrupted, WorkerError
+
+PR_SET_PDEATHSIG = 1
+STOP_GRACE_SECONDS = 10.0
+
+_sink: Callable[[int], None] | None = None   # where progress(n) goes in this process
+_channel = None                              # in a worker: the queue to the command's process
+_task: str | None = None                     # in a worker: the task running now
+
+
+def progress(n: int = 1) -> None:
+    """Report ``n`` units of work done to the progress callback of the running pool (if any)."""
+    if _channel is not None:
+        _channel.put(("progress", n))
+    elif _sink is not None:
+        _sink(n)
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """End this process when ``parent_pid`` (its parent) dies, however it died."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    else:
+        def watch():
+            while os.getppid() == parent_pid:
+                time.sleep(1.0)
+            os._exit(1)
+
+        threading.Thread(target=watch, daemon=True, name="parent-watchdog").start()
+    if os.getppid() != parent_pid:  # the parent died before the request was in place
+        os._exit(1)
+
+
+def _on_sigterm(signum, frame) -> None:
+    if _task is None:  # idle between tasks: nothing to unwind
+        os._exit(128 + signum)
+    signals._handle(signum, frame)
+
+
+def _init_worker(parent_pid: int, channel) -> None:
+    global _channel
+    die_with_parent(parent_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    _channel = channel
+
+
+def _run_task(name: str, fn: Callable, args: tuple) -> Any:
+    """A task inside a worker: announced, and a stop turned into an error naming it."""
+    global _task
+    _task = name
+    _channel.put(("task", name, os.getpid()))
+    events.announce("task", task=name)
+    try:
+        return fn(*args)
+    except (KeyboardInterrupt, SystemExit) as stop:  # Lightning turns an interrupt into exit(1)
+        raise Interrupted(f"task {name} was stopped by a signal ({type(stop).__name__}: {stop}); its runs ended "
+                          f"KILLED, and running the command again resumes or restarts it") from None
+    finally:
+        _task = None
+
+
+class WorkerPool:
+    """``jobs`` worker processes (inline in this process when ``jobs <= 1`` and not
+    ``fresh_process``); ``fresh_process`` gives every task a new process (its own peak memory).
+
+    ``submit(key, fn, *args)`` queues a task (``key``: hashable, ``str(key)`` names it in errors);
+    ``next()`` returns ``(key, result)`` of the next task to finish; ``map`` runs a batch in order.
+    """
+
+    def __init__(self, jobs: int, progress: Callable[[int], None] | None = None, fresh_process: bool = False):
+        self.jobs = max(1, jobs)
+        self.inline = self.jobs == 1 and not fresh_process
+        self.progress = progress
+        self.pending: dict[Future, Hashable] = {}
+        self._executor: ProcessPoolExecutor | None = None
+        self._channel = None
+        self._drain: threading.Thread | None = None
+        self._stop_drain = threading.Event()
+        self._procs: dict[int, Any] = {}
+        self._running: dict[int, str] = {}   # worker pid -> task name
+        self._fresh = fresh_process
+
+    # --- lifecycle --------------------------------------------------------------------------
+    def __enter__(self) -> "WorkerPool":
+        global _sink
+        _sink = self.progress
+        if not self.inline:
+            ctx = get_context("spawn")
+            self._channel = ctx.Queue()
+            self._executor = ProcessPoolExecutor(self.jobs, mp_context=ctx, initializer=_init_worker,
+                                                 initargs=(os.getpid(), self._channel),
+                                                 max_tasks_per_child=1 if self._fresh else None)
+            self._drain = threading.Thread(target=self._drain_channel, daemon=True, name="worker-progress")
+            self._drain.start()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        global _sink
+        try:
+            if self._executor is not None:
+                if exc_type is None:
+                    self._executor.shutdown(wait=True)
+                else:
+                    self.terminate()
+        finally:
+            self._stop_drain.set()
+            if self._drain is not None:
+                self._drain.join(timeout=5)
+                self._channel.cancel_join_thread()
+            _sink = None
+        return False
+
+    def terminate(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """Stop every worker: SIGTERM (a task unwinds and ends its runs KILLED), then SIGKILL."""
+        self._snapshot()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        alive = [p for p in self._procs.values() if p.is_alive()]
+        for p in alive:
+            p.terminate()
+        deadline = time.monotonic() + grace
+        for p in alive:
+            p.join(max(0.0, deadline - time.monotonic()))
+        for p in alive:
+            if p.is_alive():
+                p.kill()
+                p.join()
+
+    # --- work -------------------------------------------------------------------------------
+    def submit(self, key: Hashable, fn: Callable, *args) -> None:
+        future: Future = Future()
+        if self.inline:
+            events.announce("task", task=str(key))
+            try:
+                future.set_result(fn(*args))
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:  # noqa: BLE001 - delivered by next(), like a worker's error
+                future.set_exception(exc)
+        else:
+            future = self._executor.submit(_run_task, str(key), fn, args)
+            self._snapshot()
+        self.pending[future] = key
+
+    def next(self) -> tuple[Hashable, Any]:
+        """``(key, result)`` of the next task to finish; its error is raised here."""
+        if not self.pending:
+            raise RuntimeError("no task pending")
+        while True:
+            done, _ = wait(list(self.pending), timeout=0.5, return_when=FIRST_COMPLETED)
+            signals.check()
+            self._snapshot()
+            if done:
+                break
+        future = next(f for f in self.pending if f in done)
+        key = self.pending.pop(future)
+        try:
+            return key, future.result()
+        except BrokenProcessPool:
+            raise WorkerError(self._death(str(key))) from None
+
+    def map(self, fn: Callable, items: Iterable) -> list[Any]:
+        """``[fn(item) for item in items]`` across the workers, in order."""
+        items = list(items)
+        for i, item in enumerate(items):
+            self.submit(i, fn, item)
+        out: dict[int, Any] = {}
+        while self.pending:
+            i, result = self.next()
+            out[i] = result
+        return [out[i] for i in range(len(items))]
+
+    # --- inside -----------------------------------------------------------------------------
+    def _snapshot(self) -> None:
+        """Remember every worker process the executor started (it forgets them at shutdown, and
+        replaces workers of ``fresh_process`` pools on its own thread)."""
+        for pid, proc in list((self._executor._processes or {}).items()):
+            if pid not in self._procs:
+                self._procs[pid] = proc
+                events.announce("workers", pids=[pid])
+
+    def _drain_channel(self) -> None:
+        while not self._stop_drain.is_set():
+            try:
+                message = self._channel.get(timeout=0.2)
+            except queue_mod.Empty:
+                continue
+            except (EOFError, OSError, ValueError):
+                return
+            if message[0] == "progress":
+                if self.progress is not None:
+                    self.progress(message[1])
+            elif message[0] == "task":
+                self._running[message[2]] = message[1]
+
+    def _death(self, key: str) -> str:
+        time.sleep(0.2)  # let the progress thread take the last "task" messages
+        dead = []
+        for pid, proc in self._procs.items():
+            proc.join(timeout=1.0)
+            code = proc.exitcode
+            if code not in (None, 0) and code != -signal.SIGTERM:
+                how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+                hint = " (SIGKILL: killed by hand or by the out-of-memory killer)" if code == -signal.SIGKILL else ""
+                dead.append(f"process {pid} running task {self._running.get(pid, '(unknown)')!r} died, {how}{hint}")
+        what = "; ".join(dead) or "a worker process died"
+        return f"{what}; the command stopped its other tasks (task {key!r} did not finish). Run it again to resume."
