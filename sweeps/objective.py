@@ -37,7 +37,10 @@ class UnlearningObjective:
             if run_id:
                 trial.set_user_attr("mlflow_run_id", run_id)
                 self.tracker.log_config(run_id, {"params": values, "scheme": scheme, "trial": trial.number})
-            objectives = self.evaluate(trial, cfg, scheme, run_id)
+            try:
+                objectives = self.evaluate(trial, cfg, scheme, run_id)
+            except SystemExit as stop:  # Lightning's exit(1) after an interrupt: Optuna fails the trial
+                raise KeyboardInterrupt(str(stop)) from None
             if run_id:
                 self.tracker.log_metrics(run_id, {f"objective/{k}": v for k, v in objectives.items()}
                                          | {"objective/score": self.sweep.objective.score(objectives)})

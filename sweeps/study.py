@@ -24,6 +24,7 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
+from audioforge import signals
 from audioforge.config import to_dict
 from audioforge.errors import ConfigError
 from audioforge.processes import WorkerPool
@@ -107,9 +108,10 @@ def run_sweep(sweep: SweepConfig, base_dir: Path, progress: bool = True) -> dict
         run_workers(sweep, objective, study, progress)
         summary = finish(sweep, study, base_dir, out_dir, tracker, parent)
         summary["baseline"] = baseline
-    except BaseException:
+    except BaseException as exc:
         if tracker is not None:
-            tracker.end_run(parent, "FAILED")
+            stopped = isinstance(exc, (KeyboardInterrupt, SystemExit)) or signals.received() is not None
+            tracker.end_run(parent, "KILLED" if stopped else "FAILED")
         raise
     if tracker is not None:
         tracker.fail_running_children(parent)  # trials whose worker died

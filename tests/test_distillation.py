@@ -204,42 +204,6 @@ def test_robustness_table_rebuilds_audio_and_adds_noise(small_fsdd, tmp_path, ca
     assert (out / "robustness.png").is_file()
 
 
-def test_sigterm_ends_a_distillation_run_killed(small_fsdd, mlflow_store, tmp_path):
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    from mlflow.tracking import MlflowClient
-
-    cmd = [sys.executable, "-m", "audioforge", "distill", "--data", str(small_fsdd), "--cpc", "2", "--quiet",
-           "--output", str(tmp_path / "out"), f"tracking.store={mlflow_store}", "tracking.experiment=sigterm",
-           *TINY, "iterations=100000"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(__import__("pathlib").Path(__file__).parents[1])})
-    client = MlflowClient(f"sqlite:///{mlflow_store / 'mlflow.db'}")
-    deadline = time.monotonic() + 180
-
-    def runs():
-        exp = client.get_experiment_by_name("sigterm")
-        return client.search_runs([exp.experiment_id]) if exp else []
-
-    checkpoint = tmp_path / "out" / "checkpoints" / "last.ckpt"
-    while time.monotonic() < deadline and not checkpoint.is_file():
-        time.sleep(0.5)  # written after every epoch, not only when fit ends
-    assert checkpoint.is_file()
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode in (1, 130), err  # Lightning exits 1 after its graceful shutdown
-    assert [r.info.status for r in runs()] == ["KILLED"]
-    stopped_at = torch.load(checkpoint, weights_only=False)["epoch"]
-    assert main([*cmd[3:-1], f"iterations={2 * (stopped_at + 2)}"]) == 0  # resume and finish
-    report = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert report["selection"]["resumed_from"].endswith("last.ckpt")
-    assert report["selection"]["val_history"][-1][0] == 2 * (stopped_at + 2)
-
-
 def test_standardised_features_map_back_for_audio(small_fsdd):
     from audioforge.distill.experiment import raw_features
     from datamodules import build_datamodule, default_features
@@ -268,49 +232,18 @@ def test_table_assembles_only_finished_cells_when_asked(small_fsdd, tmp_path, ca
 
 
 def test_a_cell_stopped_by_sigterm_fails_the_table_instead_of_hanging(small_fsdd, mlflow_store, tmp_path):
-    """A pool loses the task of a worker that dies; the cell turns its interrupt into an error, so
-    the table ends with the cell named, the cell's run KILLED and the table's run FAILED."""
+    """A cell's worker (not the table) gets SIGTERM: the table ends with the cell named, the cell's
+    run KILLED and the table's run FAILED."""
     import os
     import signal
-    import subprocess
-    import sys
-    import time
-    from pathlib import Path
 
-    from mlflow.tracking import MlflowClient
+    from tests.commands import Command, runs
+    from tests.test_stopping import LONG, table_args
 
-    out = tmp_path / "table"
-    cmd = [sys.executable, "-m", "audioforge", "distill-table", "--data", str(small_fsdd), "--quiet", "--output",
-           str(out), "methods=[mtt]", "cpcs=[2]", "jobs=1", "whole_dataset=false", "distill.network_kwargs.width=16",
-           "distill.iterations=100000", "distill.buffer.experts=1", "distill.buffer.epochs=3",
-           "distill.mtt.max_start_epoch=1", "distill.mtt.syn_steps=2", "distill.val_every=1000",
-           f"distill.tracking.store={mlflow_store}", "distill.tracking.experiment=table-sigterm"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
-    try:
-        checkpoint = out / "cells" / "mtt-cpc2-convnet-fdmfcc" / "checkpoints" / "last.ckpt"
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and not checkpoint.is_file():
-            time.sleep(0.5)
-        assert checkpoint.is_file()
-        workers = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _is_child_worker(p, proc.pid)]
-        assert len(workers) == 1
-        os.kill(workers[0], signal.SIGTERM)
-        _, err = proc.communicate(timeout=120)  # before the fix: a lost task, and a table waiting forever
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)  # the table and its cell workers
-    assert proc.returncode == 4 and "cell mtt-cpc2-convnet-fdmfcc was interrupted" in err, err[-2000:]
-    client = MlflowClient(f"sqlite:///{mlflow_store / 'mlflow.db'}")
-    runs = client.search_runs([client.get_experiment_by_name("table-sigterm").experiment_id])
-    assert sorted((r.data.tags["audioforge.command"], r.info.status) for r in runs) == [
+    cmd = Command(table_args(small_fsdd, mlflow_store, tmp_path / "table", "table-sigterm", LONG), tmp_path)
+    event = cmd.wait_for("epoch", in_worker=True, module="TrajectoryMatching")
+    os.kill(event["pid"], signal.SIGTERM)
+    assert cmd.finish() == 130
+    assert "task mtt-cpc2-convnet-fdmfcc was stopped by a signal" in cmd.stderr(), cmd.stderr()
+    assert sorted((r.data.tags["audioforge.command"], r.info.status) for r in runs(mlflow_store, "table-sigterm")) == [
         ("distill", "KILLED"), ("distill-table", "FAILED")]
-
-
-def _is_child_worker(proc_dir, parent: int) -> bool:
-    try:
-        stat = (proc_dir / "stat").read_text()
-        cmdline = (proc_dir / "cmdline").read_bytes()
-    except OSError:
-        return False
-    return int(stat.rsplit(")", 1)[1].split()[1]) == parent and b"spawn_main" in cmdline

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import optuna
@@ -17,6 +14,7 @@ from optuna.trial import TrialState
 
 from audioforge.cli import main
 from audioforge.tracking import PARENT_TAG
+from tests.commands import Command, wait_gone
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_UNLEARN = ["original.epochs=2", "gold.epochs=2", "unlearning.phases.0.epochs=1", "unlearning.phases.2.epochs=1"]
@@ -86,33 +84,25 @@ def test_two_workers_complete_the_study_and_the_best_config_runs(data_root, mlfl
 
 
 def test_killed_sweep_resumes_without_losing_or_repeating_trials(data_root, mlflow_store, tmp_path):
+    """SIGKILL the sweep's driver mid-trial: its workers die with it, and the rerun fails the killed
+    trials at once (their worker is gone), keeps the completed ones and completes the study."""
     path = sweep_file(tmp_path, data_root, mlflow_store, "killed", n_trials=4)
-    env = {**os.environ, "MLFLOW_LOGGING_LEVEL": "WARNING"}
-    proc = subprocess.Popen([sys.executable, "-m", "audioforge", "sweep", "--config", str(path), "--quiet"],
-                            cwd=REPO, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
-    killed_mid_trial = False
+    cmd = Command(["sweep", "--config", str(path), "--quiet"], tmp_path)
     try:
-        while time.time() < deadline and proc.poll() is None:
-            time.sleep(0.2)
-            try:
-                states = [t.state for t in trials(tmp_path, "killed")]
-            except Exception:  # study not created yet
-                continue
+        while True:  # a state the study announces: one trial complete, another running
+            cmd.wait_for("epoch", in_worker=True)
+            states = [t.state for t in trials(tmp_path, "killed")]
             if states.count(TrialState.COMPLETE) >= 1 and TrialState.RUNNING in states:
-                os.killpg(proc.pid, signal.SIGKILL)  # the driver and both workers, mid-trial
-                killed_mid_trial = True
                 break
+        workers = cmd.worker_pids()
+        cmd.send(signal.SIGKILL)  # the driver only
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    assert killed_mid_trial, "the sweep ended before a trial could be killed"
+        cmd.finish()
+    assert wait_gone(workers) == set()
     before = {t.number: t for t in trials(tmp_path, "killed")}
     completed_before = {n for n, t in before.items() if t.state == TrialState.COMPLETE}
     running_before = {n for n, t in before.items() if t.state == TrialState.RUNNING}
     assert running_before
-    time.sleep(2.5)  # past the heartbeat grace period (2 x 1 s)
     assert main(["sweep", "--config", str(path), "--quiet"]) == 0
     after = {t.number: t for t in trials(tmp_path, "killed")}
     assert sum(t.state == TrialState.COMPLETE for t in after.values()) == 4
@@ -125,6 +115,21 @@ def test_killed_sweep_resumes_without_losing_or_repeating_trials(data_root, mlfl
     assert not client.search_runs([exp.experiment_id], filter_string="attributes.status = 'RUNNING'")
     study = optuna.load_study(study_name="killed", storage=f"sqlite:///{tmp_path / 'studies.db'}")
     assert client.get_run(study.user_attrs["mlflow_run_id"]).info.status == "FINISHED"
+
+
+def test_sigterm_stops_the_sweep_and_its_workers(data_root, mlflow_store, tmp_path):
+    path = sweep_file(tmp_path, data_root, mlflow_store, "sigterm", n_trials=4)
+    cmd = Command(["sweep", "--config", str(path), "--quiet"], tmp_path)
+    cmd.wait_for("epoch", in_worker=True)
+    workers = cmd.worker_pids()
+    cmd.send(signal.SIGTERM)
+    assert cmd.finish() == 130, cmd.stderr()
+    assert wait_gone(workers) == set()
+    assert TrialState.RUNNING not in {t.state for t in trials(tmp_path, "sigterm")}
+    client = MlflowClient(f"sqlite:///{mlflow_store / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("sigterm")
+    statuses = {r.data.tags.get("audioforge.role"): r.info.status for r in client.search_runs([exp.experiment_id])}
+    assert statuses["study"] == "KILLED" and "RUNNING" not in statuses.values()
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -163,35 +168,19 @@ def test_multi_objective_nsga2_keeps_a_pareto_front(data_root, mlflow_store, tmp
     assert yaml.safe_load(best.read_text())["unlearning"]["schemes"]
 
 
-def test_a_killed_worker_loses_only_its_trial(data_root, mlflow_store, tmp_path):
-    """SIGKILL one of two workers mid-trial: the other carries on, the dead trial is failed, and a
-    rerun completes the study."""
+def test_a_killed_worker_fails_the_sweep_naming_it_and_a_rerun_completes(data_root, mlflow_store, tmp_path):
+    """SIGKILL one of two workers mid-trial: the sweep stops with an error naming that worker (it
+    never waits for a lost task), its trial is failed, and a rerun completes the study."""
     path = sweep_file(tmp_path, data_root, mlflow_store, "one-worker-killed", n_trials=4)
-    env = {**os.environ, "MLFLOW_LOGGING_LEVEL": "WARNING"}
-    proc = subprocess.Popen([sys.executable, "-m", "audioforge", "sweep", "--config", str(path), "--quiet"],
-                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    victim = None
-    deadline = time.time() + 240
-    try:
-        while victim is None and time.time() < deadline and proc.poll() is None:
-            time.sleep(0.2)
-            try:
-                running = [t for t in trials(tmp_path, "one-worker-killed")
-                           if t.state == TrialState.RUNNING and "worker_pid" in t.user_attrs]
-            except Exception:
-                continue
-            if running:
-                victim = running[0]
-                os.kill(victim.user_attrs["worker_pid"], signal.SIGKILL)
-        proc.wait(timeout=300)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert victim is not None, "no trial was caught running"
-    time.sleep(2.5)
+    cmd = Command(["sweep", "--config", str(path), "--quiet"], tmp_path)
+    victim = cmd.wait_for("epoch", in_worker=True)["pid"]
+    os.kill(victim, signal.SIGKILL)
+    assert cmd.finish() == 5
+    assert f"process {victim} running task 'sweep worker" in cmd.stderr() and "SIGKILL" in cmd.stderr(), cmd.stderr()
+    killed = [t for t in trials(tmp_path, "one-worker-killed") if t.user_attrs.get("worker_pid") == victim]
     assert main(["sweep", "--config", str(path), "--quiet"]) == 0
     after = {t.number: t for t in trials(tmp_path, "one-worker-killed")}
-    assert after[victim.number].state == TrialState.FAIL
+    assert killed and all(after[t.number].state == TrialState.FAIL for t in killed)
     assert sum(t.state == TrialState.COMPLETE for t in after.values()) == 4
     client = MlflowClient(f"sqlite:///{mlflow_store / 'mlflow.db'}")
     exp = client.get_experiment_by_name("one-worker-killed")
