@@ -212,6 +212,8 @@ class WorkerPool:
     def _snapshot(self) -> None:
         """Remember every worker process the executor started (it forgets them at shutdown, and
         replaces workers of ``fresh_process`` pools on its own thread)."""
+        if self._executor is None:
+            return
         for pid, proc in list((self._executor._processes or {}).items()):
             if pid not in self._procs:
                 self._procs[pid] = proc

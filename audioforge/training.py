@@ -27,6 +27,14 @@ class TrainerConfig:
     threads: int | None = 1            # torch intra-op threads per process (null: torch's default)
     sync_batchnorm: bool = True        # under DDP on GPUs: BatchNorm statistics over the global batch (torch has no CPU SyncBatchNorm)
     check_val_every_n_epoch: int = 1
+    channels_last: bool | None = None  # network memory layout; null: channels-last on one device, default under DDP
+
+    @property
+    def use_channels_last(self) -> bool:
+        """Channels-last is about 1.3x faster for these convolutions on CPU, but 2-rank DDP runs in it
+        drifted from the one-process run far beyond float rounding (test logits 0.16 apart after one
+        epoch), while in the default layout they agree to 1e-6; so DDP uses the default layout."""
+        return self.channels_last if self.channels_last is not None else not self.distributed
 
     def validate(self, path: str = "trainer") -> None:
         if self.threads is not None and self.threads < 1:

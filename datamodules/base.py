@@ -47,8 +47,12 @@ class AudioDataModule(pl.LightningDataModule):
 
     def __init__(self, root: str | Path, features: FeatureSpec | None = None, batch_size: int = 16,
                  eval_batch_size: int = 512, seed: int = 0, cache_dir: str | Path | None = None,
-                 train_split: str = "train", worker_pool: Callable[[int], Any] | None = None):
+                 train_split: str = "train", worker_pool: Callable[[int], Any] | None = None,
+                 drop_last: bool = False):
         super().__init__()
+        # drop a training epoch's last, partial batch: every step then sees a full (global) batch,
+        # so a DDP run's batches are exactly a one-process run's (no shard padding involved)
+        self.drop_last = drop_last
         # ``worker_pool(jobs)``: a context manager with ``map(fn, items)`` running work in parallel
         # processes (the commands pass audioforge's WorkerPool); None: everything in this process
         self.worker_pool = worker_pool
@@ -128,7 +132,8 @@ class AudioDataModule(pl.LightningDataModule):
         training = shuffle if shuffle is not None else split.endswith("train")
         rank, world = self._rank_world()
         return TensorBatchLoader(x, y, batch_size or (self.batch_size if training else self.eval_batch_size),
-                                 shuffle=training, seed=self.seed, rank=rank, world_size=world)
+                                 shuffle=training, seed=self.seed, rank=rank, world_size=world,
+                                 drop_last=training and self.drop_last)
 
     def train_dataloader(self) -> TensorBatchLoader:
         return self.loader(self.train_split, shuffle=True)

@@ -40,7 +40,8 @@ def fit_seed(cfg: ClassifyConfig, seed: int, tracker: Tracker | None, run_id: st
     dm = datamodule(cfg, seed)
     pl.seed_everything(seed, verbose=False)
     model = ClassifierModule(cfg.model.network, dm.input_shape, dm.num_classes, lr=cfg.fit.lr,
-                             weight_decay=cfg.fit.weight_decay, network_kwargs=cfg.model.kwargs)
+                             weight_decay=cfg.fit.weight_decay, network_kwargs=cfg.model.kwargs,
+                             channels_last=cfg.trainer.use_channels_last)
     has_val = dm.split_size("val") > 0
     best = BestWeights("val/acc", "max", cfg.fit.patience)
     logger = tracker.lightning_logger(run_id) if run_id else False

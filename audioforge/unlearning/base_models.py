@@ -29,7 +29,8 @@ def base_model_key(cfg, role: str, seed: int, content_key: str) -> str:
     d = cfg.data
     return cache_key(kind="unlearning-base-model", version=VERSION, role=role, seed=seed, data=content_key,
                      forget=sorted(d.forget_speakers), fractions=[d.val_fraction, d.test_fraction],
-                     model=to_dict(cfg.model), fit=asdict(fit), precision=cfg.trainer.precision)
+                     model=to_dict(cfg.model), fit=asdict(fit), precision=cfg.trainer.precision,
+                     **({"drop_last": True} if d.drop_last else {}))  # absent when false: older keys stay valid
 
 
 class BaseModelCache:

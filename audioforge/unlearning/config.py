@@ -22,6 +22,7 @@ class DataConfig:
     forget_speakers: list[str] = field(default_factory=lambda: ["george"])
     val_fraction: float = 0.09          # of retained clips: 225 of 2500
     test_fraction: float = 0.10         # 250 of 2500
+    drop_last: bool = False             # drop each epoch's last partial batch (exact DDP = one-process runs)
     cache_dir: str | None = None        # null: $AUDIOFORGE_CACHE or ~/.cache/audioforge
 
 

@@ -50,14 +50,15 @@ def build_datamodule(cfg: UnlearnConfig, seed: int) -> FSDDDataModule:
     d = cfg.data
     return FSDDDataModule(data_root(d.root), forget_speakers=d.forget_speakers, val_fraction=d.val_fraction,
                           test_fraction=d.test_fraction, download=d.download, features=cfg.features,
-                          seed=seed, cache_dir=d.cache_dir)
+                          seed=seed, cache_dir=d.cache_dir, drop_last=d.drop_last)
 
 
 def new_model(cfg: UnlearnConfig, dm: FSDDDataModule, fit: FitConfig, seed: int) -> ClassifierModule:
     """A fresh classifier; the same ``seed`` gives the same initial weights."""
     pl.seed_everything(seed, verbose=False)
     return ClassifierModule(cfg.model.network, dm.input_shape, dm.num_classes, lr=fit.lr,
-                            weight_decay=fit.weight_decay, network_kwargs=cfg.model.kwargs)
+                            weight_decay=fit.weight_decay, network_kwargs=cfg.model.kwargs,
+                            channels_last=cfg.trainer.use_channels_last)
 
 
 def unlearning_fit(cfg: UnlearnConfig) -> FitConfig:
