@@ -47,25 +47,40 @@ def _common_flags(parser: argparse.ArgumentParser, command: str) -> None:
     _trainer_flags(parser)
 
 
-def _distill_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--arch", help="convnet, resnet18, vgg11")
-    parser.add_argument("--feature", help="fdmfcc, mfcc, lpcc")
-    parser.add_argument("--dataset", help="fsdd (default), urbansound8k, ravdess")
+def registered() -> dict[str, str]:
+    """The names in each registry, for the help texts (adding a method, network or dataset adds it here)."""
+    from audioforge.distill.methods import METHODS
+    from callbacks.operations import OPERATIONS
+    from datamodules.features import EXTRACTORS
+    from datamodules.registry import DATAMODULES
+    from lightning_modules.networks import NETWORKS
+
+    return {"methods": ", ".join(METHODS), "networks": ", ".join(sorted(NETWORKS)),
+            "datasets": ", ".join(DATAMODULES), "features": ", ".join(EXTRACTORS),
+            "operations": ", ".join(OPERATIONS)}
+
+
+def _distill_flags(parser: argparse.ArgumentParser, names: dict[str, str]) -> None:
+    parser.add_argument("--arch", help=f"a registered network: {names['networks']}")
+    parser.add_argument("--feature", help=f"features: {names['features']}")
+    parser.add_argument("--dataset", help=f"a registered dataset (default fsdd): {names['datasets']}")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    names = registered()
     parser = argparse.ArgumentParser(
         prog="audioforge", description="Tracked audio-ML experiments (MLflow store: mlruns/ unless MLFLOW_TRACKING_URI).",
         epilog="Each command takes YAML configs and key.path=value overrides; see README.md.")
     sub = parser.add_subparsers(dest="command", required=True)
-    unlearn = sub.add_parser("unlearn", help="speaker unlearning on FSDD (original, gold, three schemes)")
+    unlearn = sub.add_parser("unlearn", help="speaker unlearning on FSDD (original, gold, schemes of registered "
+                                             f"operations: {names['operations']})")
     _common_flags(unlearn, "unlearn")
     unlearn.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2")
     unlearn.add_argument("--jobs", type=int, help="fits run in this many parallel worker processes (0 = one per CPU core)")
     classify = sub.add_parser("classify", help="train a registered network on any dataset, tracked in MLflow")
     _common_flags(classify, "classify")
-    classify.add_argument("--dataset", help="fsdd, urbansound8k, ravdess, rir_simulated, rir_real")
-    classify.add_argument("--arch", help="a registered network: convnet, resnet18, vgg11, unlearning_cnn")
+    classify.add_argument("--dataset", help=f"a registered dataset: {names['datasets']}")
+    classify.add_argument("--arch", help=f"a registered network: {names['networks']}")
     classify.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2")
     rir = sub.add_parser("rir", help="CNN-SVM hybrid on room impulse responses (simulated rooms by default)")
     _common_flags(rir, "rir")
@@ -73,15 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
     rir.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2")
     buffer = sub.add_parser("buffer", help="train expert trajectories (SGD, a snapshot per epoch) for MTT")
     _common_flags(buffer, "distill")
-    _distill_flags(buffer)
+    _distill_flags(buffer, names)
     distill = sub.add_parser("distill", help="distil a dataset (MTT, DC, DSA, DM, random, herding) and evaluate it")
     _common_flags(distill, "distill")
-    _distill_flags(distill)
-    distill.add_argument("--method", help="mtt, dc, dsa, dm, random, herding")
+    _distill_flags(distill, names)
+    distill.add_argument("--method", help=f"a registered method: {names['methods']}")
     distill.add_argument("--cpc", type=int, help="clips per class")
     distill_eval = sub.add_parser("distill-eval", help="train fresh networks on saved distilled sets, score on test")
     _common_flags(distill_eval, "distill")
-    _distill_flags(distill_eval)
+    _distill_flags(distill_eval, names)
     distill_eval.add_argument("--set", action="append", default=[], dest="sets", metavar="DISTILLED.pt",
                               help="a distilled set written by distill (repeatable)")
     distill_eval.add_argument("--archs", help="comma-separated architectures to evaluate on")

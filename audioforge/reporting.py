@@ -64,8 +64,3 @@ def report_figures(report: dict[str, Any], class_names: list[str], title: str, f
     ax.set_title(f"{title}: F1", fontsize=10)
     paths.append(save(fig, folder / f"{prefix}f1.png"))
     return paths
-
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    arr = np.asarray(values, dtype=float)
-    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0

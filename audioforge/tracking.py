@@ -76,6 +76,16 @@ class TrackingConfig:
     enabled: bool = True
 
 
+def final_status(exc: BaseException | None) -> str:
+    """How a run ends: KILLED by a stop (a signal, Lightning's exit after one, an Optuna trial
+    pruned inside it), FAILED by an error, else FINISHED; a stop request whose interrupt was
+    swallowed still counts as a stop."""
+    if exc is None:
+        return "KILLED" if signals.received() is not None else "FINISHED"
+    stopped = isinstance(exc, (KeyboardInterrupt, SystemExit)) or type(exc).__name__ == "TrialPruned"
+    return "KILLED" if stopped else "FAILED"
+
+
 def maybe_run(tracker: "Tracker | None", name: str, parent_id: str | None = None,
               tags: dict[str, str] | None = None):
     """``tracker.run(...)``, or a context yielding None when tracking is off."""
@@ -175,21 +185,15 @@ class Tracker:
 
     @contextlib.contextmanager
     def run(self, name: str, parent_id: str | None = None, tags: dict[str, str] | None = None) -> Iterator[str]:
-        """Create a run, yield its id, end it FINISHED, FAILED (exception) or KILLED (interrupt, or
+        """Create a run, yield its id, end it FINISHED, FAILED (exception) or KILLED (a stop signal, or
         an Optuna trial pruned inside it)."""
         run_id = self.create_run(name, parent_id, tags)
-        status = "FINISHED"
         try:
             yield run_id
-            if signals.received() is not None:  # a stop request whose interrupt was swallowed
-                status = "KILLED"
         except BaseException as exc:
-            # Lightning turns Ctrl-C (and SIGTERM, see cli.terminate_as_interrupt) into SystemExit(1)
-            stopped = isinstance(exc, (KeyboardInterrupt, SystemExit)) or type(exc).__name__ == "TrialPruned"
-            status = "KILLED" if stopped else "FAILED"
+            self.end_run(run_id, final_status(exc))
             raise
-        finally:
-            self.end_run(run_id, status)
+        self.end_run(run_id, final_status(None))
 
     def claim(self, run_id: str) -> None:
         """Make this process the owner of an existing run (a run resumed by a new command)."""

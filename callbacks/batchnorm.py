@@ -5,6 +5,7 @@ from __future__ import annotations
 from audioforge.errors import ConfigError
 from callbacks.base import EpochCallback
 from callbacks.layers import NORMS, forget_optimizer_state, network_of, select
+from callbacks.operations import register_operation
 
 
 class BatchNormReset(EpochCallback):
@@ -25,3 +26,13 @@ class BatchNormReset(EpochCallback):
         for _, module in chosen:
             module.reset_parameters()  # running stats and affine parameters
             forget_optimizer_state(trainer, list(module.parameters(recurse=False)))
+
+
+def check(op, chosen) -> None:
+    if not all(isinstance(m, NORMS) for _, m in chosen):
+        raise ConfigError(f"bn_reset layers {op.layers} pick non-BatchNorm layers")
+
+
+@register_operation("bn_reset", check=check)
+def build(op, round_starts, phase, index, seed) -> BatchNormReset:
+    return BatchNormReset(round_starts, op.layers)

@@ -7,6 +7,7 @@ import torch
 from audioforge.errors import ConfigError
 from callbacks.base import EpochCallback
 from callbacks.layers import forget_optimizer_state, network_of, seeded_generator, select
+from callbacks.operations import register_operation
 
 
 class WeightPerturbation(EpochCallback):
@@ -61,3 +62,14 @@ class WeightPerturbation(EpochCallback):
         if self.train_only_perturbed and epoch < self._round_end:
             return self._current
         return None
+
+
+def check(op, chosen) -> None:
+    if op.count is not None and op.count > len(chosen):
+        raise ConfigError(f"perturb count {op.count} exceeds the {len(chosen)} layers {op.layers} pick")
+
+
+@register_operation("perturb", check=check)
+def build(op, round_starts, phase, index, seed) -> WeightPerturbation:
+    return WeightPerturbation(round_starts, op.layers, op.scale, op.count, seed=seed, phase=index,
+                              round_epochs=phase.epochs, train_only_perturbed=op.train_only_perturbed)

@@ -7,6 +7,7 @@ import torch
 from audioforge.errors import ConfigError
 from callbacks.base import EpochCallback
 from callbacks.layers import forget_optimizer_state, network_of, select
+from callbacks.operations import register_operation
 
 
 class LayerReset(EpochCallback):
@@ -31,3 +32,8 @@ class LayerReset(EpochCallback):
                     tensor.copy_(initial[f"{name}.{key}"])
                 params.extend(module.parameters(recurse=False))
         forget_optimizer_state(trainer, params)
+
+
+@register_operation("reset")
+def build(op, round_starts, phase, index, seed) -> LayerReset:
+    return LayerReset(round_starts, op.layers)

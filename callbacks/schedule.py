@@ -13,27 +13,26 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Literal
 
 import lightning.pytorch as pl
 
 from audioforge.errors import ConfigError
 from callbacks.base import EpochCallback
-from callbacks.batchnorm import BatchNormReset
 from callbacks.freeze import TrainableLayers
-from callbacks.perturb import WeightPerturbation
-from callbacks.reset import LayerReset
+from callbacks.operations import OPERATIONS, operation
 
 
 @dataclass
 class OpConfig:
-    op: Literal["reset", "perturb", "bn_reset"]
+    op: str                             # a registered operation (callbacks.operations): reset, perturb, bn_reset, ...
     layers: list[str] = field(default_factory=lambda: ["linear"])
     scale: float = 0.08                 # perturb: noise standard deviation
     count: int | None = None            # perturb: layers per round (null = random, 1..n)
     train_only_perturbed: bool = True   # perturb: freeze the other layers during the round
 
     def validate(self, path: str) -> None:
+        if self.op not in OPERATIONS:
+            raise ConfigError(f"{path}.op: unknown operation {self.op!r} (known: {', '.join(OPERATIONS)})")
         if not self.layers:
             raise ConfigError(f"{path}.layers must name at least one layer selector")
         if self.scale < 0:
@@ -79,18 +78,13 @@ def build_callbacks(phases: list[PhaseConfig], scheme_ops: list[OpConfig], seed:
 
 
 def _op_callback(op: OpConfig, round_starts: list[int], phase: PhaseConfig, index: int, seed: int) -> EpochCallback:
-    if op.op == "reset":
-        return LayerReset(round_starts, op.layers)
-    if op.op == "bn_reset":
-        return BatchNormReset(round_starts, op.layers)
-    return WeightPerturbation(round_starts, op.layers, op.scale, op.count, seed=seed, phase=index,
-                              round_epochs=phase.epochs, train_only_perturbed=op.train_only_perturbed)
+    return operation(op.op).factory(op, round_starts, phase, index, seed)
 
 
 def check_schedule(phases: list[PhaseConfig], schemes: dict[str, list[OpConfig]], net) -> None:
     """Resolve every layer selector of ``phases`` and ``schemes`` against ``net`` now, so a bad
     schedule fails before any training or tracking starts (ConfigError naming the key)."""
-    from callbacks.layers import NORMS, select
+    from callbacks.layers import select
 
     groups = [(f"unlearning.phases.{i}", p.ops, p.trainable) for i, p in enumerate(phases)]
     groups += [(f"unlearning.schemes.{name}", ops, None) for name, ops in schemes.items()]
@@ -98,12 +92,11 @@ def check_schedule(phases: list[PhaseConfig], schemes: dict[str, list[OpConfig]]
         try:
             if trainable is not None:
                 select(net, trainable)
-            for j, op in enumerate(ops):
+            for op in ops:
                 chosen = select(net, op.layers)
-                if op.op == "bn_reset" and not all(isinstance(m, NORMS) for _, m in chosen):
-                    raise ConfigError(f"bn_reset layers {op.layers} pick non-BatchNorm layers")
-                if op.op == "perturb" and op.count is not None and op.count > len(chosen):
-                    raise ConfigError(f"perturb count {op.count} exceeds the {len(chosen)} layers {op.layers} pick")
+                check = operation(op.op).check
+                if check is not None:
+                    check(op, chosen)
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from None
 

@@ -24,10 +24,10 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
-from audioforge import signals
 from audioforge.config import to_dict
 from audioforge.errors import ConfigError
 from audioforge.processes import WorkerPool
+from audioforge.run import Run
 from audioforge.tracking import OWNER_HOST, Tracker, maybe_run, owner_alive
 from audioforge.unlearning.protocol import Task, run_task
 from sweeps.config import OBJECTIVES, SweepConfig
@@ -88,35 +88,39 @@ def run_sweep(sweep: SweepConfig, base_dir: Path, progress: bool = True) -> dict
     study = load_study(sweep, storage)
     fail_orphaned_trials(study)
     optuna.storages.fail_stale_trials(study)
-    out_dir = Path(sweep.output_dir or Path("outputs") / "sweep" / sweep.name)
-    tracker = Tracker.open(sweep.tracking) if sweep.tracking.enabled else None
-    parent = study.user_attrs.get(MLFLOW_ATTR)
-    if tracker is not None:
-        if parent is None:
-            parent = tracker.create_run(sweep.name, tags={"audioforge.role": "study", "audioforge.command": "sweep",
-                                                          "optuna.study": sweep.name})
-            study.set_user_attr(MLFLOW_ATTR, parent)
-            tracker.log_config(parent, to_dict(sweep))
-        else:
-            tracker.client.update_run(parent, status="RUNNING")
-            tracker.claim(parent)
-    try:
+    out_dir = sweep.output_dir or Path("outputs") / "sweep" / sweep.name  # one folder per study: it resumes
+    tags = {"audioforge.role": "study", "optuna.study": sweep.name}
+    with Run("sweep", sweep.name, out_dir, sweep.tracking, tags, to_dict(sweep),
+             resume_id=study.user_attrs.get(MLFLOW_ATTR)) as run:
+        if run.id and MLFLOW_ATTR not in study.user_attrs:
+            study.set_user_attr(MLFLOW_ATTR, run.id)
         base_cfg, _ = trial_config(sweep, {}, base_dir)
-        prepare_base_models(base_cfg, out_dir, tracker, parent)
-        objective = UnlearningObjective(sweep, base_dir, out_dir, tracker, parent)
-        baseline = score_baseline(sweep, objective, study, base_dir, tracker, parent)
+        prepare_base_models(base_cfg, run.out_dir, run.tracker, run.id)
+        objective = UnlearningObjective(sweep, base_dir, run.out_dir, run.tracker, run.id)
+        baseline = score_baseline(sweep, objective, study, base_dir, run.tracker, run.id)
         run_workers(sweep, objective, study, progress)
-        summary = finish(sweep, study, base_dir, out_dir, tracker, parent)
+        summary = finish(sweep, study, base_dir, run.out_dir, run.tracker, run.id)
         summary["baseline"] = baseline
-    except BaseException as exc:
-        if tracker is not None:
-            stopped = isinstance(exc, (KeyboardInterrupt, SystemExit)) or signals.received() is not None
-            tracker.end_run(parent, "KILLED" if stopped else "FAILED")
-        raise
-    if tracker is not None:
-        tracker.fail_running_children(parent)  # trials whose worker died
-        tracker.end_run(parent, "FINISHED" if summary["completed"] >= sweep.n_trials else "FAILED")
+        run.report(summary, markdown(summary))
+        if run.id:
+            run.tracker.fail_running_children(run.id)  # trials whose worker died
+        if summary["completed"] < sweep.n_trials:
+            run.outcome = "FAILED"
     return summary
+
+
+def markdown(summary: dict[str, Any]) -> list[str]:
+    lines = [f"# Study {summary['study']}", "", f"Storage `{summary['storage']}`; trials by state: "
+             + ", ".join(f"{k.lower()} {v}" for k, v in summary["states"].items() if v) + ".", ""]
+    best = summary["best"]
+    if best is None:
+        return lines + ["No trial has completed yet."]
+    lines += [f"Best trial {best['number']} (objectives as configured; see docs/sweeps.md):",
+              "", "| objective | best | baseline |", "|---|---|---|"]
+    lines += [f"| {k} | {v:.4f} | {summary['baseline'].get(k, float('nan')):.4f} |"
+              for k, v in best["objectives"].items() if v is not None]
+    lines += ["", "| parameter | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in best["params"].items()]
+    return lines
 
 
 def prepare_base_models(cfg, out_dir: Path, tracker: Tracker | None, parent: str | None) -> None:

@@ -51,3 +51,12 @@ def small_fsdd(data_root, tmp_path) -> Path:
                 name = f"{digit}_{speaker}_{take}.wav"
                 shutil.copy(data_root / "fsdd" / "recordings" / name, target / name)
     return tmp_path / "data"
+
+
+@pytest.fixture(scope="session")
+def synthetic_fsdd(tmp_path_factory) -> Path:
+    """A data root whose fsdd/recordings holds synthetic clips named as FSDD names them (6 speakers
+    x 10 digits x 6 takes); needs no data files, so these tests run on any checkout."""
+    from tests.synthetic import write_fsdd
+
+    return write_fsdd(tmp_path_factory.mktemp("synthetic"))

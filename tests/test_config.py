@@ -39,7 +39,7 @@ def test_overrides_reach_nested_keys_and_list_items():
     ("original.lr=fast", "original.lr must be a number"),
     ("membership_inference=3", "membership_inference must be true or false"),
     ("unlearning.phases.7.epochs=1", "index 7 is out of range"),
-    ("unlearning.phases.0.ops.0.op=erase", "unlearning.phases.0.ops.0.op must be one of"),
+    ("unlearning.phases.0.ops.0.op=erase", "unlearning.phases.0.ops.0.op: unknown operation 'erase'"),
     ("original.epochs=0", "epochs and batch_size must be >= 1"),
     ("features.kind=wavelet", "unknown feature kind 'wavelet'"),
     ("features.n_mfcc=60", "n_mfcc (60) cannot exceed n_mels"),

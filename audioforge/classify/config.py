@@ -7,33 +7,8 @@ from typing import Any
 
 from audioforge.errors import ConfigError
 from audioforge.tracking import TrackingConfig
-from audioforge.training import FitConfig, TrainerConfig
-
-
-@dataclass
-class DatasetConfig:
-    dataset: str = "fsdd"                # fsdd, urbansound8k, ravdess, rir_simulated, rir_real
-    root: str | None = None              # null: $AUDIOFORGE_DATA, else ./data
-    cache_dir: str | None = None         # null: $AUDIOFORGE_CACHE or ~/.cache/audioforge
-    options: dict[str, Any] = field(default_factory=dict)  # the datamodule's own arguments
-
-    def load(self, features: dict[str, Any], seed: int, batch_size: int = 16):
-        """The datamodule, with ``features`` overriding the dataset's defaults, prepared and set up
-        (bad data or options fail here, before any run is recorded)."""
-        from audioforge.config import from_dict
-        from audioforge.paths import data_root
-        from audioforge.processes import WorkerPool
-        from datamodules import build_datamodule, default_features
-        from datamodules.registry import DATACLASS_OPTIONS
-
-        options = {k: from_dict(DATACLASS_OPTIONS[k], v, f"data.options.{k}")
-                   if k in DATACLASS_OPTIONS and isinstance(v, dict) else v for k, v in self.options.items()}
-        dm = build_datamodule(self.dataset, data_root(self.root), options,
-                              default_features(self.dataset, features), seed=seed, cache_dir=self.cache_dir,
-                              batch_size=batch_size, worker_pool=WorkerPool)
-        dm.prepare_data()
-        dm.setup()
-        return dm
+from audioforge.run import RunConfig
+from audioforge.training import FitConfig
 
 
 @dataclass
@@ -61,20 +36,9 @@ class TrainConfig(FitConfig):
 
 
 @dataclass
-class ClassifyConfig:
-    name: str = "classify"
+class ClassifyConfig(RunConfig):
+    name: str | None = "classify"
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    output_dir: str | None = None        # null: outputs/classify/<name>-<timestamp>
-    data: DatasetConfig = field(default_factory=DatasetConfig)
-    features: dict[str, Any] = field(default_factory=dict)  # overrides of the dataset's default FeatureSpec
+    tracking: TrackingConfig = field(default_factory=lambda: TrackingConfig(experiment="audioforge-classify"))
     model: NetworkConfig = field(default_factory=NetworkConfig)
     fit: TrainConfig = field(default_factory=TrainConfig)
-    trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    tracking: TrackingConfig = field(default_factory=lambda: TrackingConfig(experiment="audioforge-classify"))
-
-    def validate(self, path: str = "") -> None:
-        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
-            raise ConfigError(f"seeds must hold distinct seeds, got {self.seeds}")
-        from datamodules.registry import check_dataset
-
-        check_dataset(self.data.dataset)

@@ -6,8 +6,6 @@ run per seed (per-epoch train/val curves, test metrics, classification report, p
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,19 +14,13 @@ import lightning.pytorch as pl
 from audioforge.classify.config import ClassifyConfig
 from audioforge.config import to_dict
 from audioforge.distributed import is_rank_zero
-from audioforge.reporting import (classification_report, confusion_table, mean_std, report_figures,
-                                  report_table)
-from audioforge.tracking import Tracker, keep_tracking_env, maybe_run
+from audioforge.reporting import classification_report, confusion_table, report_figures, report_table
+from audioforge.run import Run, mean_std, output_folder
+from audioforge.tracking import Tracker, keep_tracking_env
 from audioforge.training import Stopwatch, configure_threads, make_trainer
 from callbacks.best_weights import BestWeights
 from datamodules import AudioDataModule, default_features
 from lightning_modules.classifier import ClassifierModule, predict_logits
-
-
-def output_folder(cfg: ClassifyConfig, command: str = "classify") -> Path:
-    if cfg.output_dir:
-        return Path(cfg.output_dir)
-    return Path("outputs") / command / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def datamodule(cfg: ClassifyConfig, seed: int) -> AudioDataModule:
@@ -62,40 +54,31 @@ def fit_seed(cfg: ClassifyConfig, seed: int, tracker: Tracker | None, run_id: st
 
 def run_classify(cfg: ClassifyConfig) -> tuple[Path, dict[str, Any]]:
     configure_threads(cfg.trainer)
-    out_dir = output_folder(cfg)
     if cfg.trainer.distributed and not is_rank_zero():
         for seed in cfg.seeds:
             fit_seed(cfg, seed, None, None)
-        return out_dir, {}
+        return output_folder("classify", cfg.name, cfg.output_dir), {}
     datamodule(cfg, cfg.seeds[0])  # bad data or options fail here, before any run is recorded
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tracker = Tracker.open(cfg.tracking) if cfg.tracking.enabled else None
-    tags = {"audioforge.command": "classify", "audioforge.dataset": cfg.data.dataset,
-            "audioforge.network": cfg.model.network}
-    with maybe_run(tracker, cfg.name, None, tags) as parent:
-        if parent:
-            tracker.log_config(parent, to_dict(cfg))
+    tags = {"audioforge.dataset": cfg.data.dataset, "audioforge.network": cfg.model.network}
+    with Run("classify", cfg.name, cfg.output_dir, cfg.tracking, tags, to_dict(cfg)) as run:
         seeds = []
         for seed in cfg.seeds:
-            with maybe_run(tracker, f"seed-{seed}", parent, {**tags, "audioforge.seed": str(seed)}) as run_id:
-                entry = fit_seed(cfg, seed, tracker, run_id)
-                folder = out_dir / f"seed-{seed}"
-                pngs = report_figures(entry["report"], entry["class_names"], f"{cfg.model.network}, seed {seed}", folder)
+            with run.child(f"seed-{seed}", {"audioforge.seed": str(seed)}) as run_id:
+                entry = fit_seed(cfg, seed, run.tracker, run_id)
+                pngs = report_figures(entry["report"], entry["class_names"], f"{cfg.model.network}, seed {seed}",
+                                      run.out_dir / f"seed-{seed}")
                 if run_id:
-                    tracker.log_metrics(run_id, {f"final/test/{k}": v for k, v in entry["test"].items()}
-                                        | {"time/fit_seconds": entry["seconds"]})
-                    tracker.client.log_dict(run_id, entry["report"], "classification_report.json")
+                    run.log_metrics({f"final/test/{k}": v for k, v in entry["test"].items()}
+                                    | {"time/fit_seconds": entry["seconds"]}, run_id)
+                    run.tracker.client.log_dict(run_id, entry["report"], "classification_report.json")
                     for png in pngs:
-                        tracker.log_artifact(run_id, png, "plots")
+                        run.log_artifact(png, "plots", run_id)
                 seeds.append(entry)
         report = summarise(cfg, seeds)
-        write_report(out_dir, cfg, report)
-        if parent:
-            tracker.log_metrics(parent, {f"summary/test/{k}_{stat}": v for k, (m, s) in report["summary"].items()
-                                         for stat, v in (("mean", m), ("std", s))})
-            tracker.log_artifact(parent, out_dir, "report")
-            report["mlflow"] = {"run_id": parent, "tracking_uri": tracker.uri}
-    return out_dir, report
+        metrics = {f"summary/test/{k}_{stat}": v for k, (m, s) in report["summary"].items()
+                   for stat, v in (("mean", m), ("std", s))}
+        report = run.report(report, markdown(cfg, report), metrics)
+    return run.out_dir, report
 
 
 def summarise(cfg: ClassifyConfig, seeds: list[dict[str, Any]]) -> dict[str, Any]:
@@ -104,7 +87,7 @@ def summarise(cfg: ClassifyConfig, seeds: list[dict[str, Any]]) -> dict[str, Any
             "summary": summary, "split_sizes": seeds[0]["split_sizes"]}
 
 
-def write_report(out_dir: Path, cfg: ClassifyConfig, report: dict[str, Any]) -> None:
+def markdown(cfg: ClassifyConfig, report: dict[str, Any]) -> list[str]:
     names = report["seeds"][0]["class_names"]
     lines = [f"# {cfg.name}: {cfg.model.network} on {cfg.data.dataset}", "",
              f"Splits: {report['split_sizes']}; seeds {cfg.seeds}; features {default_features(cfg.data.dataset, cfg.features)}.",
@@ -117,5 +100,4 @@ def write_report(out_dir: Path, cfg: ClassifyConfig, report: dict[str, Any]) -> 
               f"(mean ± std over {len(cfg.seeds)} seeds).", "", f"## Seed {report['seeds'][0]['seed']}", ""]
     lines += report_table(report["seeds"][0]["report"], names) + [""]
     lines += confusion_table(report["seeds"][0]["report"]["confusion"], names)
-    (out_dir / "report.md").write_text("\n".join(lines) + "\n")
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2, default=float))
+    return lines

@@ -6,13 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from audioforge.classify.config import DatasetConfig
 from audioforge.distill.evaluate import EvalConfig
 from audioforge.errors import ConfigError
 from audioforge.tracking import TrackingConfig
-from audioforge.training import TrainerConfig
-
-METHODS = ("mtt", "dc", "dsa", "dm", "random", "herding")
+from audioforge.run import RunConfig
 
 
 @dataclass
@@ -70,11 +67,11 @@ class AugmentConfig:
 
 
 @dataclass
-class DistillConfig:
-    name: str | None = None              # null: <dataset>-<method>-<network>-<feature>-cpc<cpc>
-    seed: int = 0
-    output_dir: str | None = None        # null: outputs/distill/<name>-<timestamp>
-    method: str = "mtt"                  # mtt, dc, dsa, dm, random, herding
+class DistillConfig(RunConfig):
+    # name null: <dataset>-<method>-<network>-<feature>-cpc<cpc>; seeds: the one seed of the distillation
+    features: dict[str, Any] = field(default_factory=lambda: {"kind": "fdmfcc"})
+    tracking: TrackingConfig = field(default_factory=lambda: TrackingConfig(experiment="audioforge-distill"))
+    method: str = "mtt"                  # a registered method: mtt, dc, dsa, dm, random, herding, ...
     cpc: int = 10                        # clips per class
     network: str = "convnet"
     network_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -85,8 +82,6 @@ class DistillConfig:
     resume: bool = True                  # continue from output_dir/checkpoints/last.ckpt when present
     reconstruct: bool = True             # Griffin-Lim audio of the distilled FD-MFCC/MFCC
     normalize: bool = True               # standardise features per (channel, coefficient) with training statistics
-    data: DatasetConfig = field(default_factory=lambda: DatasetConfig(dataset="fsdd"))
-    features: dict[str, Any] = field(default_factory=lambda: {"kind": "fdmfcc"})
     buffer: BufferConfig = field(default_factory=BufferConfig)
     mtt: MTTConfig = field(default_factory=MTTConfig)
     dc: GradientMatchingConfig = field(default_factory=GradientMatchingConfig)
@@ -94,14 +89,20 @@ class DistillConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     validation: EvalConfig = field(default_factory=lambda: EvalConfig(runs=1, epochs=150, val_every=25))
     eval: EvalConfig = field(default_factory=EvalConfig)
-    trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    tracking: TrackingConfig = field(default_factory=lambda: TrackingConfig(experiment="audioforge-distill"))
+
+    @property
+    def seed(self) -> int:
+        return self.seeds[0]
 
     def validate(self, path: str = "") -> None:
+        super().validate(path)
+        if len(self.seeds) != 1:
+            raise ConfigError(f"seeds: a distillation runs with one seed, got {self.seeds} (distill-table runs cells)")
         from lightning_modules.networks import NETWORKS
 
-        if self.method not in METHODS:
-            raise ConfigError(f"method: unknown method {self.method!r} (known: {', '.join(METHODS)})")
+        from audioforge.distill.methods import method
+
+        method(self.method)
         for name in [self.network, *(self.eval.archs or [])]:
             if name not in NETWORKS:
                 raise ConfigError(f"unknown architecture {name!r} (known: {', '.join(sorted(NETWORKS))})")
@@ -117,9 +118,6 @@ class DistillConfig:
             raise ConfigError("iterations, iterations_per_epoch and val_every must be >= 1")
         if self.eval.runs < 1 or self.eval.epochs < 1 or self.validation.epochs < 1:
             raise ConfigError("eval.runs, eval.epochs and validation.epochs must be >= 1")
-        from datamodules.registry import check_dataset
-
-        check_dataset(self.data.dataset)
         if self.name is None:
             kind = self.features.get("kind", "default")
             self.name = f"{self.data.dataset}-{self.method}-{self.network}-{kind}-cpc{self.cpc}"

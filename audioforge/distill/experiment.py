@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import resource
 from pathlib import Path
 from typing import Any
@@ -17,15 +16,16 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
-from audioforge.classify.experiment import output_folder
 from audioforge.config import to_dict
 from audioforge.distill.config import DistillConfig
-from audioforge.distill.coresets import check_cpc, herding_coreset, random_coreset
+from audioforge.distill.coresets import check_cpc, random_coreset
 from audioforge.distill.evaluate import evaluate_set, validation_score
 from audioforge.distill.experts import train_experts
+from audioforge.distill.methods import method
 from lightning_modules.distillation.expert_buffer import ExpertBuffer
 from audioforge.errors import DataError
-from audioforge.tracking import Tracker, keep_tracking_env, maybe_run
+from audioforge.run import Run
+from audioforge.tracking import Tracker, keep_tracking_env
 from audioforge.training import Stopwatch, configure_threads, make_trainer
 from datamodules import AudioDataModule
 from datamodules.cache import cache_key, default_cache_dir
@@ -98,16 +98,13 @@ def ensure_buffer(cfg: DistillConfig, dm: AudioDataModule, tracker: Tracker | No
 def run_buffer(cfg: DistillConfig) -> tuple[Path, dict[str, Any]]:
     configure_threads(cfg.trainer)
     dm = datamodule(cfg)
-    tracker = Tracker.open(cfg.tracking) if cfg.tracking.enabled else None
-    with maybe_run(tracker, f"buffer-{cfg.network}", None, {"audioforge.command": "buffer"}) as run_id:
-        if run_id:
-            tracker.log_config(run_id, to_dict(cfg))
+    with Run("buffer", f"buffer-{cfg.network}", cfg.output_dir, cfg.tracking, config=to_dict(cfg)) as run:
         with Stopwatch() as sw:
-            buffer = ensure_buffer(cfg, dm, tracker, run_id)
+            buffer = ensure_buffer(cfg, dm, run.tracker, run.id)
         summary = {"folder": str(buffer.folder), "experts": buffer.available(), "seconds": sw.seconds,
                    "meta": buffer.meta()}
-        if run_id:
-            tracker.client.log_dict(run_id, summary, "buffer.json")
+        if run.id:
+            run.tracker.client.log_dict(run.id, summary, "buffer.json")
     return buffer.folder, summary
 
 
@@ -119,36 +116,6 @@ def initial_set(cfg: DistillConfig, dm: AudioDataModule) -> tuple[torch.Tensor, 
         return x[idx].clone(), y[idx].clone()
     g = torch.Generator().manual_seed(cfg.seed)
     return x.mean() + x.std() * torch.randn(x[idx].shape, generator=g), y[idx].clone()
-
-
-def build_module(cfg: DistillConfig, dm: AudioDataModule, syn_x, syn_y, buffer: ExpertBuffer | None):
-    from lightning_modules.distillation import DistributionMatching, GradientMatching, TrajectoryMatching
-    from lightning_modules.distillation.augment import SiameseAugment
-
-    x, y = real_split(dm, "train")
-    shape, k = dm.input_shape, dm.num_classes
-    if cfg.method == "mtt":
-        m = cfg.mtt
-        return TrajectoryMatching(cfg.network, shape, k, syn_x, syn_y, str(buffer.folder), cfg.network_kwargs,
-                                  m.syn_steps, m.expert_epochs, m.max_start_epoch, m.lr_img, m.lr_lr, m.lr_init,
-                                  m.batch_syn, checkpoint_steps=m.checkpoint_steps, seed=cfg.seed)
-    augment = (SiameseAugment(**dataclasses.asdict(cfg.augment), seed=cfg.seed)
-               if cfg.method in ("dsa", "dm") else None)
-    if cfg.method in ("dc", "dsa"):
-        g = cfg.dc
-        return GradientMatching(cfg.network, shape, k, syn_x, syn_y, x, y, cfg.network_kwargs, g.outer_loop,
-                                g.inner_loop, g.lr_img, g.lr_net, g.batch_real, augment, cfg.seed)
-    return DistributionMatching(cfg.network, shape, k, syn_x, syn_y, x, y, cfg.network_kwargs, cfg.dm.lr_img,
-                                cfg.dm.batch_real, augment, cfg.seed)
-
-
-def coreset(cfg: DistillConfig, dm: AudioDataModule) -> dict[str, torch.Tensor]:
-    x, y = real_split(dm, "train")
-    if cfg.method == "random":
-        idx = random_coreset(y, cfg.cpc, dm.num_classes, cfg.seed)
-    else:
-        idx = herding_coreset(x, y, cfg.cpc, dm.num_classes, embedding_network(cfg, dm))
-    return {"x": x[idx].clone(), "y": y[idx].clone(), "indices": idx}
 
 
 def embedding_network(cfg: DistillConfig, dm: AudioDataModule):
@@ -169,16 +136,18 @@ def distil(cfg: DistillConfig, dm: AudioDataModule, out_dir: Path, logger) -> tu
     """Run the method; returns the distilled set and what selection chose."""
     x, y = real_split(dm, "train")
     check_cpc(y, cfg.cpc, dm.num_classes)
-    if cfg.method in ("random", "herding"):
-        return coreset(cfg, dm), {}
+    chosen = method(cfg.method)
+    if not chosen.learned:
+        idx = chosen.select(cfg, dm)
+        return {"x": x[idx].clone(), "y": y[idx].clone(), "indices": idx}, {}
     from callbacks.synthetic_validation import SyntheticValidation
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning_modules.distillation import steps_loader
 
-    buffer = ensure_buffer(cfg, dm) if cfg.method == "mtt" else None
+    buffer = ensure_buffer(cfg, dm) if chosen.needs_buffer else None
     syn_x, syn_y = initial_set(cfg, dm)
     pl.seed_everything(cfg.seed, verbose=False)
-    module = build_module(cfg, dm, syn_x, syn_y, buffer)
+    module = chosen.build(cfg, dm, syn_x, syn_y, buffer)
     score = functools.partial(validation_score, network=cfg.network, val=real_split(dm, "val"),
                               num_classes=dm.num_classes, cfg=cfg.validation, seed=cfg.seed,
                               network_kwargs=cfg.network_kwargs)
@@ -234,17 +203,13 @@ def run_distill(cfg: DistillConfig, parent_id: str | None = None) -> tuple[Path,
     """Distil, save, evaluate, reconstruct, report; one MLflow run (FAILED if anything raises),
     nested under ``parent_id`` when given (a table's run)."""
     configure_threads(cfg.trainer)
-    out_dir = output_folder(cfg, "distill")
     dm = datamodule(cfg)
     check_cpc(real_split(dm, "train")[1], cfg.cpc, dm.num_classes)  # before anything is recorded
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tracker = Tracker.open(cfg.tracking) if cfg.tracking.enabled else None
-    tags = {"audioforge.command": "distill", "audioforge.method": cfg.method, "audioforge.cpc": str(cfg.cpc),
-            "audioforge.network": cfg.network, "audioforge.features": dm.features.kind}
-    with maybe_run(tracker, cfg.name, parent_id, tags) as run_id:
-        if run_id:
-            tracker.log_config(run_id, to_dict(cfg))
-        logger = tracker.lightning_logger(run_id) if run_id else False
+    tags = {"audioforge.method": cfg.method, "audioforge.cpc": str(cfg.cpc), "audioforge.network": cfg.network,
+            "audioforge.features": dm.features.kind, "audioforge.dataset": cfg.data.dataset}
+    with Run("distill", cfg.name, cfg.output_dir, cfg.tracking, tags, to_dict(cfg), parent_id) as run:
+        out_dir = run.out_dir
+        logger = run.tracker.lightning_logger(run.id) if run.id else False
         with Stopwatch() as sw:
             synthetic, selection = distil(cfg, dm, out_dir, logger)
         distill_seconds, distill_peak = sw.seconds, peak_memory_mb()
@@ -258,27 +223,27 @@ def run_distill(cfg: DistillConfig, parent_id: str | None = None) -> tuple[Path,
                   "selection": selection, "eval": results,
                   "resources": {"distill_seconds": distill_seconds, "peak_memory_mb": distill_peak,
                                 "eval_seconds": ev.seconds, "iterations": cfg.iterations
-                                if cfg.method not in ("random", "herding") else 0}}
+                                if method(cfg.method).learned else 0}}
         if cfg.reconstruct and dm.features.kind in ("mfcc", "fdmfcc"):
             from audioforge.distill.reconstruct import features_to_audio, write_audio
 
             waves = features_to_audio(raw_features(synthetic["x"], meta), dm.features)
             files = write_audio(waves, synthetic["y"], dm.class_names, dm.features, out_dir / "audio")
             report["audio"] = {"files": len([f for f in files if f.suffix == ".wav"]), "folder": str(out_dir / "audio")}
-        write_report(out_dir, report, synthetic, dm)
-        if run_id:
-            metrics = {f"eval/{arch}/test_acc_mean": r["mean"] for arch, r in results.items()}
-            metrics |= {f"eval/{arch}/test_acc_std": r["std"] for arch, r in results.items()}
-            metrics |= {"time/distill_seconds": distill_seconds, "memory/peak_mb": distill_peak}
-            if selection.get("best_val_acc") is not None:
-                metrics["selection/best_val_acc"] = selection["best_val_acc"]
-            tracker.log_metrics(run_id, metrics)
-            tracker.log_artifact(run_id, out_dir, "report")
-            report["mlflow"] = {"run_id": run_id, "tracking_uri": tracker.uri}
+        lines = markdown(report, synthetic, dm, out_dir)
+        metrics = {f"eval/{arch}/test_acc_mean": r["mean"] for arch, r in results.items()}
+        metrics |= {f"eval/{arch}/test_acc_std": r["std"] for arch, r in results.items()}
+        metrics |= {"time/distill_seconds": distill_seconds, "memory/peak_mb": distill_peak}
+        if selection.get("best_val_acc") is not None:
+            metrics["selection/best_val_acc"] = selection["best_val_acc"]
+        # the set, its plots, its audio and the checkpoint travel with the run
+        extra = [p for p in sorted(out_dir.iterdir()) if p.name not in ("report.md", "report.json")]
+        report = run.report(report, lines, metrics, extra)
     return out_dir, report
 
 
-def write_report(out_dir: Path, report: dict[str, Any], synthetic: dict[str, torch.Tensor], dm: AudioDataModule) -> None:
+def markdown(report: dict[str, Any], synthetic: dict[str, torch.Tensor], dm: AudioDataModule, out_dir: Path) -> list[str]:
+    """The report's lines; the validation history and the distilled features as plots in ``out_dir``."""
     from audioforge.plots import plt, save
 
     lines = [f"# {report['name']}: {report['method']} at {report['cpc']} clips per class", "",
@@ -297,8 +262,6 @@ def write_report(out_dir: Path, report: dict[str, Any], synthetic: dict[str, tor
         lines.append(f"| {arch} | {100 * res['mean']:.2f} ± {100 * res['std']:.2f} % | {len(res['test_acc'])} |")
     if "audio" in report:
         lines += ["", f"Reconstructed audio: {report['audio']['files']} WAV files in `audio/` (Griffin-Lim)."]
-    (out_dir / "report.md").write_text("\n".join(lines) + "\n")
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2, default=float))
     history = sel.get("val_history") or []
     if history:
         fig, ax = plt.subplots(figsize=(5, 3))
@@ -318,22 +281,20 @@ def write_report(out_dir: Path, report: dict[str, Any], synthetic: dict[str, tor
             axes[ch][c].set_yticks([])
         axes[0][c].set_title(dm.class_names[c], fontsize=8)
     save(fig, out_dir / "distilled.png")
+    return lines
 
 
 def run_distill_eval(cfg: DistillConfig, sets: list[str]) -> tuple[Path, dict[str, Any]]:
     """Evaluate saved distilled sets on ``eval.archs``; the real splits come from ``cfg``'s data."""
     configure_threads(cfg.trainer)
-    out_dir = output_folder(cfg, "distill-eval")
     payloads = [load_distilled(s) for s in sets]
     dm = datamodule(cfg)
     for s, p in zip(sets, payloads):
         if p["meta"]["data_key"] != dm.content_key or bool(p["meta"].get("feature_stats")) != cfg.normalize:
             raise DataError(f"{s} was distilled from other data or features than data/features in this config "
                             f"({p['meta']['dataset']}, {p['meta']['features']['kind']})")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tracker = Tracker.open(cfg.tracking) if cfg.tracking.enabled else None
     rows = []
-    with maybe_run(tracker, "distill-eval", None, {"audioforge.command": "distill-eval"}) as run_id:
+    with Run("distill-eval", "distill-eval", cfg.output_dir, cfg.tracking, config=to_dict(cfg)) as run:
         for s, p in zip(sets, payloads):
             synthetic = {k: p[k] for k in ("x", "y", "lr") if k in p}
             res = evaluate_archs(cfg, dm, synthetic)
@@ -345,20 +306,16 @@ def run_distill_eval(cfg: DistillConfig, sets: list[str]) -> tuple[Path, dict[st
         for r in rows:
             cells = " | ".join(f"{100 * v['mean']:.2f} ± {100 * v['std']:.2f}" for v in r["eval"].values())
             lines.append(f"| {r['set']} | {r['method']} | {r['cpc']} | {r['distilled_with']} | {cells} |")
-        (out_dir / "report.md").write_text("\n".join(lines) + "\n")
-        (out_dir / "report.json").write_text(json.dumps(report, indent=2, default=float))
-        eval_plot(rows, out_dir / "distill_eval.png")
-        if run_id:
-            tracker.log_artifact(run_id, out_dir, "report")
-            report["mlflow"] = {"run_id": run_id, "tracking_uri": tracker.uri}
-    return out_dir, report
+        plot = eval_plot(rows, run.out_dir / "distill_eval.png")
+        report = run.report(report, lines, files=[plot])
+    return run.out_dir, report
 
 
-def eval_plot(rows: list[dict[str, Any]], path: Path) -> None:
+def eval_plot(rows: list[dict[str, Any]], path: Path) -> Path:
     """Test accuracy per set (groups) and evaluation architecture (bars)."""
     from audioforge.plots import grouped_bars, save
 
     archs = list(rows[0]["eval"])
     groups = [f"{r['method']} CPC {r['cpc']} ({r['distilled_with']})" for r in rows]
     series = {a: ([100 * r["eval"][a]["mean"] for r in rows], [100 * r["eval"][a]["std"] for r in rows]) for a in archs}
-    save(grouped_bars(groups, series, "test accuracy (%)", "distilled sets on fresh networks"), path)
+    return save(grouped_bars(groups, series, "test accuracy (%)", "distilled sets on fresh networks"), path)

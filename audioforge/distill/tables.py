@@ -18,12 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from audioforge.classify.experiment import output_folder
 from audioforge.config import to_dict
 from audioforge.distill.config import DistillConfig
 from audioforge.errors import ConfigError, DataError
 from audioforge.processes import WorkerPool
-from audioforge.tracking import Tracker, maybe_run
+from audioforge.run import Run
 
 
 @dataclass
@@ -31,7 +30,7 @@ class TableConfig:
     name: str = "table1"
     kind: str = "table1"                 # table1, table2, ablation, robustness
     output_dir: str | None = None
-    methods: list[str] = field(default_factory=lambda: ["dc", "dsa", "mtt", "random", "herding"])
+    methods: list[str] | None = None     # null: every registered method
     cpcs: list[int] = field(default_factory=lambda: [1, 10, 50])
     networks: list[str] = field(default_factory=lambda: ["convnet"])
     features: list[str] = field(default_factory=lambda: ["fdmfcc"])
@@ -45,8 +44,14 @@ class TableConfig:
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # per method: DistillConfig fields
 
     def validate(self, path: str = "") -> None:
+        from audioforge.distill.methods import METHODS, method
+
         if self.kind not in ("table1", "table2", "ablation", "robustness"):
             raise ConfigError(f"kind must be table1, table2, ablation or robustness, got {self.kind!r}")
+        if self.methods is None:
+            self.methods = list(METHODS)
+        for name in self.methods:
+            method(name)
         if not self.methods or not self.cpcs or not self.networks or not self.features:
             raise ConfigError("methods, cpcs, networks and features must each name at least one value")
 
@@ -108,20 +113,16 @@ def existing_set(path: str) -> dict[str, Any]:
 
 
 def run_table(cfg: TableConfig) -> tuple[Path, dict[str, Any]]:
-    out_dir = output_folder(cfg, "distill-table")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tracking = cfg.distill.tracking
-    tracker = Tracker.open(tracking) if tracking.enabled else None
-    with maybe_run(tracker, cfg.name, None, {"audioforge.command": "distill-table", "audioforge.table": cfg.kind}) as run_id:
-        if run_id:
-            tracker.log_config(run_id, to_dict(cfg))
+    with Run("distill-table", cfg.name, cfg.output_dir, cfg.distill.tracking, {"audioforge.table": cfg.kind},
+             to_dict(cfg)) as run:
+        out_dir = run.out_dir
         if cfg.kind == "robustness" and cfg.sets:
             results = {Path(s).parent.name: existing_set(s) for s in cfg.sets}
         else:
             todo = cells(cfg)
             for cell, cell_cfg in todo:
                 cell_cfg.output_dir = str(out_dir / "cells" / cell)
-            results = run_cells(todo, run_id, cfg.jobs, cfg.run_missing)
+            results = run_cells(todo, run.id, cfg.jobs, cfg.run_missing)
         report: dict[str, Any] = {"name": cfg.name, "kind": cfg.kind, "cells": results}
         if cfg.kind == "table1" and cfg.whole_dataset:
             cached = out_dir / "whole_dataset.json"  # like the cells, computed once per table folder
@@ -130,13 +131,8 @@ def run_table(cfg: TableConfig) -> tuple[Path, dict[str, Any]]:
             report["whole_dataset"] = json.loads(cached.read_text())
         if cfg.kind == "robustness":
             report["robustness"] = {cell: robustness(cfg, r) for cell, r in results.items()}
-        write_table(out_dir, cfg, report)
-        if run_id:
-            tracker.log_artifact(run_id, out_dir / "report.md", "report")
-            tracker.log_artifact(run_id, out_dir / "report.json", "report")
-            for png in out_dir.glob("*.png"):
-                tracker.log_artifact(run_id, png, "report")
-            report["mlflow"] = {"run_id": run_id, "tracking_uri": tracker.uri}
+        lines, plots = markdown(out_dir, cfg, report)
+        report = run.report(report, lines, files=plots)
     return out_dir, report
 
 
@@ -187,10 +183,11 @@ def fmt(res: dict | None) -> str:
     return f"{100 * res['mean']:.2f} ± {100 * res['std']:.2f}" if res else "not run"
 
 
-def write_table(out_dir: Path, cfg: TableConfig, report: dict[str, Any]) -> None:
+def markdown(out_dir: Path, cfg: TableConfig, report: dict[str, Any]) -> tuple[list[str], list[Path]]:
+    """The table's report lines, and its plot in ``out_dir``."""
     from audioforge.plots import grouped_bars, plt, save
 
-    cells_ = report["cells"]
+    cells_, plots = report["cells"], []
     lines = [f"# {cfg.name} ({cfg.kind})", "", "Test accuracy (%) of fresh networks trained on the distilled sets, "
              f"mean ± std over {cfg.distill.eval.runs} runs; sets and epochs chosen on validation.", ""]
 
@@ -221,7 +218,7 @@ def write_table(out_dir: Path, cfg: TableConfig, report: dict[str, Any]) -> None
                         series[c][0].append(100 * v["mean"] if v else np.nan)
                         series[c][1].append(100 * v["std"] if v else 0.0)
         fig = grouped_bars(groups, series, "test accuracy (%)", cfg.name)
-        save(fig, out_dir / f"{cfg.kind}.png")
+        plots.append(save(fig, out_dir / f"{cfg.kind}.png"))
     elif cfg.kind == "table2":
         archs = cfg.eval_archs or cfg.networks
         lines += ["| distilled with \\ evaluated on | " + " | ".join(archs) + " |", "|---" * (len(archs) + 1) + "|"]
@@ -240,11 +237,10 @@ def write_table(out_dir: Path, cfg: TableConfig, report: dict[str, Any]) -> None
         ax.set_xlabel("noise variance σ")
         ax.set_ylabel("test accuracy (%)")
         ax.legend(fontsize=7)
-        save(fig, out_dir / "robustness.png")
+        plots.append(save(fig, out_dir / "robustness.png"))
     lines += ["", "## Resources per cell", "", "| cell | distillation (s) | peak memory (MB) | evaluation (s) |",
               "|---|---|---|---|"]
     for cell, r in cells_.items():
         res = r["resources"]
         lines.append(f"| {cell} | {res['distill_seconds']:.0f} | {res['peak_memory_mb']:.0f} | {res['eval_seconds']:.0f} |")
-    (out_dir / "report.md").write_text("\n".join(lines) + "\n")
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2, default=float))
+    return lines, plots

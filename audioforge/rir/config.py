@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
-from audioforge.classify.config import DatasetConfig
 from audioforge.errors import ConfigError
 from audioforge.tracking import TrackingConfig
-from audioforge.training import TrainerConfig
+from audioforge.run import DatasetConfig, RunConfig
 
 
 @dataclass
@@ -51,21 +49,17 @@ class CNNConfig:
 
 
 @dataclass
-class HybridConfig:
-    name: str = "rir-cnn-svm"
+class HybridConfig(RunConfig):
+    name: str | None = "rir-cnn-svm"
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    output_dir: str | None = None
     data: DatasetConfig = field(default_factory=lambda: DatasetConfig(dataset="rir_simulated"))
-    features: dict[str, Any] = field(default_factory=dict)
+    tracking: TrackingConfig = field(default_factory=lambda: TrackingConfig(experiment="audioforge-rir"))
     svm: SVMConfig = field(default_factory=SVMConfig)
     cnn: CNNConfig = field(default_factory=CNNConfig)
     fusion_steps: int = 11               # weights 0, 0.1, ..., 1 of the SVM in the fused probabilities
-    trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    tracking: TrackingConfig = field(default_factory=lambda: TrackingConfig(experiment="audioforge-rir"))
 
     def validate(self, path: str = "") -> None:
-        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
-            raise ConfigError(f"seeds must hold distinct seeds, got {self.seeds}")
+        super().validate(path)
         if self.data.dataset not in ("rir_simulated", "rir_real"):
             raise ConfigError(f"data.dataset must be rir_simulated or rir_real for rir, got {self.data.dataset!r} "
                               f"(audioforge classify trains on any dataset)")

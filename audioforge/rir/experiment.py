@@ -9,7 +9,6 @@ it is at least as good as the better single model on validation; on test it usua
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +16,13 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
-from audioforge.classify.experiment import output_folder
 from audioforge.config import to_dict
 from audioforge.distributed import is_rank_zero
-from audioforge.reporting import (classification_report, confusion_table, mean_std, report_figures,
-                                  report_table)
+from audioforge.reporting import classification_report, confusion_table, report_figures, report_table
 from audioforge.rir.config import HybridConfig
 from audioforge.rir.svm import SVMBranch, choose_fusion_weight
-from audioforge.tracking import Tracker, keep_tracking_env, maybe_run
+from audioforge.run import Run, mean_std, output_folder
+from audioforge.tracking import Tracker, keep_tracking_env
 from audioforge.training import Stopwatch, configure_threads, make_trainer
 from callbacks.best_weights import BestWeights
 from datamodules import AudioDataModule
@@ -92,46 +90,38 @@ def run_seed(cfg: HybridConfig, seed: int, tracker: Tracker | None, run_id: str 
 
 def run_hybrid(cfg: HybridConfig) -> tuple[Path, dict[str, Any]]:
     configure_threads(cfg.trainer)
-    out_dir = output_folder(cfg, "rir")
     if cfg.trainer.distributed and not is_rank_zero():
         for seed in cfg.seeds:
             run_seed(cfg, seed, None, None)
-        return out_dir, {}
+        return output_folder("rir", cfg.name, cfg.output_dir), {}
     datamodule(cfg, cfg.seeds[0])  # generate / read and check the data before anything is recorded
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tracker = Tracker.open(cfg.tracking) if cfg.tracking.enabled else None
-    tags = {"audioforge.command": "rir", "audioforge.dataset": cfg.data.dataset}
-    with maybe_run(tracker, cfg.name, None, tags) as parent:
-        if parent:
-            tracker.log_config(parent, to_dict(cfg))
+    with Run("rir", cfg.name, cfg.output_dir, cfg.tracking, {"audioforge.dataset": cfg.data.dataset},
+             to_dict(cfg)) as run:
         seeds = []
         for seed in cfg.seeds:
-            with maybe_run(tracker, f"seed-{seed}", parent, {**tags, "audioforge.seed": str(seed)}) as run_id:
-                entry = run_seed(cfg, seed, tracker, run_id)
+            with run.child(f"seed-{seed}", {"audioforge.seed": str(seed)}) as run_id:
+                entry = run_seed(cfg, seed, run.tracker, run_id)
                 pngs = [p for m in MODELS for p in report_figures(entry["reports"][m], entry["class_names"],
-                                                                   f"{m}, seed {seed}", out_dir / f"seed-{seed}", f"{m}_")]
+                                                                   f"{m}, seed {seed}", run.out_dir / f"seed-{seed}", f"{m}_")]
                 if run_id:
-                    tracker.log_metrics(run_id, {f"final/test/{m}_acc": v for m, v in entry["test_acc"].items()}
-                                        | {f"final/val/{m}_acc": v for m, v in entry["val_acc"].items()}
-                                        | {"fusion/weight_svm": entry["fusion_weight_svm"],
-                                           "svm/pca_components": entry["pca_components"]})
-                    tracker.client.log_dict(run_id, entry["reports"], "classification_reports.json")
+                    run.log_metrics({f"final/test/{m}_acc": v for m, v in entry["test_acc"].items()}
+                                    | {f"final/val/{m}_acc": v for m, v in entry["val_acc"].items()}
+                                    | {"fusion/weight_svm": entry["fusion_weight_svm"],
+                                       "svm/pca_components": entry["pca_components"]}, run_id)
+                    run.tracker.client.log_dict(run_id, entry["reports"], "classification_reports.json")
                     for png in pngs:
-                        tracker.log_artifact(run_id, png, "plots")
+                        run.log_artifact(png, "plots", run_id)
                 seeds.append(entry)
         report = {"name": cfg.name, "dataset": cfg.data.dataset, "seeds": seeds,
                   "summary": {m: mean_std([s["test_acc"][m] for s in seeds]) for m in MODELS},
                   "split_sizes": seeds[0]["split_sizes"]}
-        write_report(out_dir, cfg, report)
-        if parent:
-            tracker.log_metrics(parent, {f"summary/test/{m}_acc_{stat}": v for m, (mu, sd) in report["summary"].items()
-                                         for stat, v in (("mean", mu), ("std", sd))})
-            tracker.log_artifact(parent, out_dir, "report")
-            report["mlflow"] = {"run_id": parent, "tracking_uri": tracker.uri}
-    return out_dir, report
+        metrics = {f"summary/test/{m}_acc_{stat}": v for m, (mu, sd) in report["summary"].items()
+                   for stat, v in (("mean", mu), ("std", sd))}
+        report = run.report(report, markdown(cfg, report), metrics)
+    return run.out_dir, report
 
 
-def write_report(out_dir: Path, cfg: HybridConfig, report: dict[str, Any]) -> None:
+def markdown(cfg: HybridConfig, report: dict[str, Any]) -> list[str]:
     names = report["seeds"][0]["class_names"]
     lines = [f"# {cfg.name}: CNN-SVM hybrid on {cfg.data.dataset}", "",
              f"Splits (rooms never shared): {report['split_sizes']}; seeds {cfg.seeds}.", "",
@@ -145,5 +135,4 @@ def write_report(out_dir: Path, cfg: HybridConfig, report: dict[str, Any]) -> No
     for m in MODELS:
         lines += ["", f"## {m}, seed {first['seed']} (test)", ""] + report_table(first["reports"][m], names)
         lines += [""] + confusion_table(first["reports"][m]["confusion"], names)
-    (out_dir / "report.md").write_text("\n".join(lines) + "\n")
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2, default=float))
+    return lines

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from audioforge.errors import ConfigError
 from audioforge.tracking import TrackingConfig
-from audioforge.training import FitConfig, TrainerConfig
+from audioforge.run import DatasetConfig, RunConfig
+from audioforge.training import FitConfig
 from callbacks.schedule import OpConfig, PhaseConfig
 from datamodules.features import FeatureSpec
 
@@ -15,15 +16,20 @@ SCHEMES = ("base", "all_bn", "conv_bn")
 
 
 @dataclass
-class DataConfig:
-    dataset: Literal["fsdd"] = "fsdd"
-    root: str | None = None             # null: $AUDIOFORGE_DATA, else ./data
+class DataConfig(DatasetConfig):
+    """The shared data section, with the FSDD speaker protocol's own fields."""
+
     download: bool = True               # fetch the pinned FSDD release when absent
     forget_speakers: list[str] = field(default_factory=lambda: ["george"])
     val_fraction: float = 0.09          # of retained clips: 225 of 2500
     test_fraction: float = 0.10         # 250 of 2500
     drop_last: bool = False             # drop each epoch's last partial batch (exact DDP = one-process runs)
-    cache_dir: str | None = None        # null: $AUDIOFORGE_CACHE or ~/.cache/audioforge
+
+    def validate(self, path: str = "data") -> None:
+        if self.dataset != "fsdd":
+            raise ConfigError(f"{path}.dataset: speaker unlearning runs on fsdd, got {self.dataset!r}")
+        if self.options:
+            raise ConfigError(f"{path}.options: the unlearning protocol takes its data settings as {path}.* keys")
 
 
 @dataclass
@@ -49,27 +55,22 @@ class UnlearningConfig:
 
 
 @dataclass
-class UnlearnConfig:
-    name: str = "fsdd-speaker-unlearning"
+class UnlearnConfig(RunConfig):
+    name: str | None = "fsdd-speaker-unlearning"
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    data: DataConfig = field(default_factory=DataConfig)
+    features: FeatureSpec = field(default_factory=FeatureSpec)
+    tracking: TrackingConfig = field(default_factory=lambda: TrackingConfig(experiment="audioforge-unlearning"))
     jobs: int = 0                        # parallel worker processes for fits; 0 = one per CPU core
-    output_dir: str | None = None        # null: outputs/unlearn/<name>-<timestamp>
     membership_inference: bool = True
     save_checkpoints: bool = True
     reuse_base_models: bool = True       # original and gold from the content-hash cache when present
-    data: DataConfig = field(default_factory=DataConfig)
-    features: FeatureSpec = field(default_factory=FeatureSpec)
     model: ModelConfig = field(default_factory=ModelConfig)
     original: FitConfig = field(default_factory=lambda: FitConfig(epochs=100))
     gold: FitConfig = field(default_factory=lambda: FitConfig(epochs=120))
     unlearning: UnlearningConfig = field(default_factory=UnlearningConfig)
-    trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    tracking: TrackingConfig = field(default_factory=lambda: TrackingConfig(experiment="audioforge-unlearning"))
 
     def validate(self, path: str = "") -> None:
-        if not self.seeds:
-            raise ConfigError("seeds must hold at least one seed")
-        if len(set(self.seeds)) != len(self.seeds):
-            raise ConfigError(f"seeds must be distinct, got {self.seeds}")
+        super().validate(path)
         if self.jobs < 0:
             raise ConfigError(f"jobs must be >= 0, got {self.jobs}")

@@ -13,19 +13,14 @@ from typing import Any, Callable
 from audioforge.config import to_dict
 from audioforge.distributed import is_rank_zero
 from audioforge.processes import WorkerPool
+from audioforge.run import Run, output_folder
 from audioforge.tracking import Tracker
 from audioforge.unlearning.config import UnlearnConfig
 from audioforge.unlearning.protocol import Task, build_datamodule, new_model, run_task, unlearning_fit
-from audioforge.unlearning.report import build_report, write_report
+from audioforge.unlearning.report import build_report, markdown, plots
 from callbacks.schedule import check_schedule
 
 log = logging.getLogger(__name__)
-
-
-def output_folder(cfg: UnlearnConfig) -> Path:
-    if cfg.output_dir:
-        return Path(cfg.output_dir)
-    return Path("outputs") / "unlearn" / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def worker_count(cfg: UnlearnConfig) -> int:
@@ -43,9 +38,9 @@ def run_experiment(cfg: UnlearnConfig, progress: bool = True) -> tuple[Path, dic
     """Run the experiment; returns the report folder and the report (empty on ranks other than 0,
     which run the same fits untracked)."""
     if cfg.trainer.distributed and not is_rank_zero():
-        run_tasks(cfg, output_folder(cfg), None, {}, progress=False)
-        return output_folder(cfg), {}
-    out_dir = output_folder(cfg)
+        out_dir = output_folder("unlearn", cfg.name, cfg.output_dir)
+        run_tasks(cfg, out_dir, None, {}, progress=False)
+        return out_dir, {}
     # Fail on bad data or schedule before anything is recorded; this also fills the feature cache.
     dm = build_datamodule(cfg, cfg.seeds[0])
     dm.prepare_data()
@@ -53,39 +48,24 @@ def run_experiment(cfg: UnlearnConfig, progress: bool = True) -> tuple[Path, dic
     check_schedule(cfg.unlearning.phases, cfg.unlearning.schemes, new_model(cfg, dm, cfg.original, cfg.seeds[0]).net)
     split_sizes = {"test": dm.split_size("test"), "excluded": dm.split_size("forget"), "val": dm.split_size("val"),
                    "retain_train": dm.split_size("retain_train"), "full_train": dm.split_size("full_train")}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tracker = Tracker.open(cfg.tracking) if cfg.tracking.enabled else None
     started = time.perf_counter()
-    if tracker is None:
-        results = run_tasks(cfg, out_dir, None, {}, progress)
-        return out_dir, finish(cfg, results, split_sizes, out_dir, None, None, started)
-    with tracker.run(cfg.name, tags={"audioforge.role": "experiment", "audioforge.command": "unlearn"}) as parent:
-        tracker.log_config(parent, to_dict(cfg))
-        log.info("MLflow run %s in %s", parent, tracker.uri)
-        seed_runs = {seed: tracker.create_run(f"seed {seed}", parent, {"audioforge.role": "seed",
-                                                                       "audioforge.seed": str(seed)})
-                     for seed in cfg.seeds}
-        results = run_tasks(cfg, out_dir, tracker, seed_runs, progress,
-                            on_seed_done=lambda seed: tracker.end_run(seed_runs[seed], "FINISHED"))
-        return out_dir, finish(cfg, results, split_sizes, out_dir, tracker, parent, started)
-
-
-def finish(cfg, results, split_sizes, out_dir, tracker, parent, started) -> dict[str, Any]:
-    report = build_report(cfg.name, results, list(cfg.unlearning.schemes), split_sizes)
-    report["timing"]["experiment_seconds"] = time.perf_counter() - started
-    report["timing"]["workers"] = worker_count(cfg)
-    if parent:
-        report["mlflow"] = {"tracking_uri": tracker.uri, "experiment_id": tracker.experiment_id, "run_id": parent}
-    files = write_report(report, out_dir)
-    if tracker is not None:
+    with Run("unlearn", cfg.name, cfg.output_dir, cfg.tracking, {"audioforge.role": "experiment"}, to_dict(cfg)) as run:
+        seed_runs = {}
+        if run.id:
+            seed_runs = {seed: run.tracker.create_run(f"seed {seed}", run.id, {"audioforge.role": "seed",
+                                                                              "audioforge.seed": str(seed)})
+                         for seed in cfg.seeds}
+        results = run_tasks(cfg, run.out_dir, run.tracker, seed_runs, progress,
+                            on_seed_done=lambda seed: run.id and run.tracker.end_run(seed_runs[seed], "FINISHED"))
+        report = build_report(cfg.name, results, list(cfg.unlearning.schemes), split_sizes)
+        report["timing"]["experiment_seconds"] = time.perf_counter() - started
+        report["timing"]["workers"] = worker_count(cfg)
         summary = {f"table{t}/{s}/{split}": v["mean"] for t in (1, 2) for s, splits in report[f"table{t}"].items()
                    for split, v in splits.items()}
         summary |= {f"unlearn_over_gold/{s}": v["mean"] for s, v in report["timing"]["unlearn_over_gold"].items()}
         summary["time/experiment_seconds"] = report["timing"]["experiment_seconds"]
-        tracker.log_metrics(parent, summary)
-        for f in files:
-            tracker.log_artifact(parent, f, "report")
-    return report
+        report = run.report(report, markdown(report), summary, plots(report, run.out_dir))
+    return run.out_dir, report
 
 
 def run_tasks(cfg: UnlearnConfig, out_dir: Path, tracker: Tracker | None, seed_runs: dict[int, str],

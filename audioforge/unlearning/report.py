@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from audioforge.run import mean_std
 from audioforge.plots import grouped_bars, save
 
 SPLITS = ("test", "excluded")
@@ -21,10 +21,10 @@ PAPER = {
 }
 
 
-def mean_std(values: list[float]) -> dict[str, Any]:
-    arr = np.asarray(values, dtype=float)
-    return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0,
-            "values": [float(v) for v in arr]}
+def summary(values: list[float]) -> dict[str, Any]:
+    """Mean, std (:func:`audioforge.run.mean_std`) and the values themselves."""
+    mean, std = mean_std(values)
+    return {"mean": mean, "std": std, "values": [float(v) for v in values]}
 
 
 def paired_test(a: list[float], b: list[float]) -> dict[str, Any]:
@@ -51,9 +51,9 @@ def build_report(name: str, seeds_results: list[dict[str, Any]], schemes: list[s
         "experiment": name,
         "seeds": [r["seed"] for r in results],
         "split_sizes": split_sizes,
-        "metrics": {model: {split: {m: mean_std(metric(model, split, m)) for m in METRICS}
+        "metrics": {model: {split: {m: summary(metric(model, split, m)) for m in METRICS}
                             for split in (*SPLITS, "val")} for model in models},
-        "deltas": {ref: {m: {s: {split: mean_std(np.subtract(metric(s, split, m), metric(ref, split, m)))
+        "deltas": {ref: {m: {s: {split: summary(np.subtract(metric(s, split, m), metric(ref, split, m)))
                                  for split in SPLITS} for s in schemes} for m in METRICS}
                    for ref in ("original", "gold")},
     }
@@ -65,14 +65,14 @@ def build_report(name: str, seeds_results: list[dict[str, Any]], schemes: list[s
                                                      for split in SPLITS},
                                  "test": "paired t-test over seeds on macro F1, two-sided"}
     if all("membership" in r["models"]["original"] for r in results):
-        report["membership"] = {model: {k: mean_std([r["models"][model]["membership"][k] for r in results])
+        report["membership"] = {model: {k: summary([r["models"][model]["membership"][k] for r in results])
                                         for k in results[0]["models"][model]["membership"]} for model in models}
     gold_seconds = [r["models"]["gold"]["seconds"] for r in results]
     report["timing"] = {
-        "seconds": {model: mean_std([r["models"][model]["seconds"] for r in results]) for model in models},
-        "phase_seconds": {s: {p: mean_std([r["models"][s]["phase_seconds"][p] for r in results])
+        "seconds": {model: summary([r["models"][model]["seconds"] for r in results]) for model in models},
+        "phase_seconds": {s: {p: summary([r["models"][s]["phase_seconds"][p] for r in results])
                               for p in results[0]["models"][s]["phase_seconds"]} for s in schemes},
-        "unlearn_over_gold": {s: _ms(mean_std(np.divide([r["models"][s]["seconds"] for r in results], gold_seconds)))
+        "unlearn_over_gold": {s: _ms(summary(np.divide([r["models"][s]["seconds"] for r in results], gold_seconds)))
                               for s in schemes},
         "unlearn_epochs_over_gold_epochs": {s: results[0]["models"][s]["epochs"] / results[0]["models"]["gold"]["epochs"]
                                             for s in schemes},
@@ -137,12 +137,10 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_report(report: dict[str, Any], folder: Path) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "report.json").write_text(json.dumps(report, indent=2))
-    (folder / "report.md").write_text(markdown(report))
+def plots(report: dict[str, Any], folder: Path) -> list[Path]:
+    """The tables' bar plots (and the membership plot) in ``folder``."""
     schemes = list(report["table1"])
-    files = [folder / "report.json", folder / "report.md"]
+    files = []
     for key, title in (("table1", "macro F1 after - before unlearning"), ("table2", "macro F1 unlearned - gold")):
         series = {s: ([report[key][s][sp]["mean"] for sp in SPLITS], [report[key][s][sp]["std"] for sp in SPLITS])
                   for s in schemes}

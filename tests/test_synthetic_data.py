@@ -1,0 +1,187 @@
+"""Core behaviour on a synthetic FSDD-layout tree (no data files needed): splits, the unlearn and
+distill quick paths through the CLI, tracking, and the registries (a distillation method and an
+unlearning operation added by one file each)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from audioforge.cli import main
+from tests.commands import runs
+
+UNLEARN_TINY = ["--preset", "quick", "--quiet", "seeds=[0]", "jobs=1", "reuse_base_models=false", "original.epochs=2",
+                "gold.epochs=2", "unlearning.phases.0.epochs=1", "unlearning.phases.1.rounds=1",
+                "unlearning.phases.2.epochs=1"]
+DISTILL_TINY = ["--quiet", "--cpc", "2", "network_kwargs.width=16", "iterations=4", "iterations_per_epoch=2",
+                "val_every=1", "validation.epochs=2", "validation.val_every=1", "eval.runs=2", "eval.epochs=2",
+                "eval.val_every=1", "reconstruct=false"]
+
+
+def load_file(path: Path, text: str):
+    """Import ``text`` as a module from its own file (a user's new method file)."""
+    path.write_text(text)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_fsdd_splits_on_a_synthetic_tree(synthetic_fsdd):
+    from datamodules.fsdd import FSDDDataModule
+
+    dm = FSDDDataModule(synthetic_fsdd, forget_speakers=["george"], seed=3)
+    dm.setup()
+    sizes = {s: dm.split_size(s) for s in ("forget", "retain_train", "val", "test", "full_train")}
+    assert sizes["forget"] == 60 and sizes["retain_train"] + sizes["val"] + sizes["test"] == 300
+    assert sizes["full_train"] == sizes["retain_train"] + 60
+    assert set(dm.groups("forget")) == {"george"}
+    for split in ("retain_train", "val", "test"):
+        assert "george" not in dm.groups(split)
+        assert torch.bincount(dm.tensors(split)[1], minlength=10).min() > 0  # stratified: every digit
+    parts = [set(dm.splits[s].tolist()) for s in ("forget", "retain_train", "val", "test")]
+    assert sum(map(len, parts)) == len(set().union(*parts)) == 360
+
+
+def test_unlearn_quick_path_and_tracking_on_a_synthetic_tree(synthetic_fsdd, mlflow_store, tmp_path):
+    out = tmp_path / "unlearn"
+    assert main(["unlearn", *UNLEARN_TINY, "--data", str(synthetic_fsdd), "--output", str(out),
+                 f"tracking.store={mlflow_store}", "tracking.experiment=synthetic-unlearn"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["table1"]) == {"base", "all_bn", "conv_bn"}
+    assert report["split_sizes"]["excluded"] == 60
+    statuses = [r.info.status for r in runs(mlflow_store, "synthetic-unlearn")]
+    assert statuses == ["FINISHED"] * (1 + 1 + 5)  # experiment, seed, original, gold and three schemes
+
+
+def test_distill_quick_path_on_a_synthetic_tree(synthetic_fsdd, tmp_path):
+    out = tmp_path / "dm"
+    assert main(["distill", "--method", "dm", "--data", str(synthetic_fsdd), *DISTILL_TINY, "--output", str(out),
+                 "tracking.enabled=false"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert [it for it, _ in report["selection"]["val_history"]] == [0, 2, 4]
+    assert torch.load(out / "distilled.pt", weights_only=False)["x"].shape == (20, 3, 20, 20)
+
+
+def test_cli_prints_the_config_and_names_a_bad_key(synthetic_fsdd, capsys):
+    assert main(["classify", "--data", str(synthetic_fsdd), "--print-config"]) == 0
+    assert "dataset: fsdd" in capsys.readouterr().out
+    assert main(["classify", "--data", str(synthetic_fsdd), "fit.epohcs=3"]) == 2
+    assert "unknown config key fit.epohcs" in capsys.readouterr().err
+
+
+TOY_METHOD = '''
+import torch
+
+from audioforge.distill.methods import register_learned
+from lightning_modules.distillation.base import SyntheticSet
+
+
+class TowardsClassMeans(SyntheticSet):
+    """Moves every synthetic clip towards its class's mean real clip."""
+
+    def __init__(self, syn_x, syn_y, means, seed=0):
+        super().__init__(syn_x, syn_y, seed)
+        self.register_buffer("means", means)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD([self.syn_x], lr=0.2)
+
+    def training_step(self, batch, batch_idx):
+        loss = 0.5 * ((self.syn_x - self.means[self.syn_y]) ** 2).sum()
+        optimizer = self.optimizers()
+        optimizer.zero_grad()
+        self.manual_backward(loss)
+        optimizer.step()
+
+
+@register_learned("toy_means")
+def build(cfg, dm, syn_x, syn_y, buffer):
+    x, y = dm.tensors(dm.train_split)
+    means = torch.stack([x[y == c].mean(0) for c in range(dm.num_classes)])
+    return TowardsClassMeans(syn_x, syn_y, means, cfg.seed)
+'''
+
+
+def test_a_distillation_method_is_one_file(synthetic_fsdd, tmp_path, capsys):
+    from audioforge.config import load_config
+    from audioforge.distill.methods import METHODS
+    from audioforge.distill.tables import TableConfig
+
+    assert main(["distill", "--method", "toy_means", "--data", str(synthetic_fsdd), "tracking.enabled=false"]) == 2
+    assert "unknown method 'toy_means'" in capsys.readouterr().err
+    load_file(tmp_path / "toy_method.py", TOY_METHOD)
+    try:
+        with pytest.raises(SystemExit):
+            main(["distill", "--help"])
+        assert "toy_means" in capsys.readouterr().out  # the CLI help reads the registry
+        assert "toy_means" in load_config(TableConfig, overrides=["methods=[toy_means,random]"]).methods
+        out = tmp_path / "toy"
+        assert main(["distill", "--method", "toy_means", "--data", str(synthetic_fsdd), *DISTILL_TINY,
+                     "--output", str(out), "tracking.enabled=false", "val_every=1000"]) == 0, capsys.readouterr().err
+        from audioforge.distill.coresets import random_coreset
+        from datamodules import build_datamodule, default_features
+
+        dm = build_datamodule("fsdd", synthetic_fsdd, features=default_features("fsdd", {"kind": "fdmfcc"}))
+        dm.setup()
+        dm.standardize()
+        x, y = dm.tensors(dm.train_split)
+        means = torch.stack([x[y == c].mean(0) for c in range(10)])
+        start = random_coreset(y, 2, 10, 0)  # the starting set: 2 real clips per class (seed 0)
+        last = torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]["syn_x"]
+        assert ((last - means[y[start]]) ** 2).mean() < 0.5 * ((x[start] - means[y[start]]) ** 2).mean()
+        assert json.loads((out / "report.json").read_text())["resources"]["iterations"] == 4
+    finally:
+        METHODS.pop("toy_means", None)
+
+
+TOY_OPERATION = '''
+import torch
+
+from callbacks.base import EpochCallback
+from callbacks.layers import network_of, select
+from callbacks.operations import register_operation
+
+
+class ZeroLayers(EpochCallback):
+    """Sets the chosen layers' parameters to zero at the start of each round."""
+
+    def __init__(self, epochs, layers):
+        super().__init__(epochs)
+        self.layers = list(layers)
+
+    def apply(self, trainer, pl_module, epoch):
+        with torch.no_grad():
+            for _, module in select(network_of(pl_module), self.layers):
+                for p in module.parameters(recurse=False):
+                    p.zero_()
+
+
+@register_operation("zero")
+def build(op, round_starts, phase, index, seed):
+    return ZeroLayers(round_starts, op.layers)
+'''
+
+
+def test_an_unlearning_operation_is_one_file(synthetic_fsdd, tmp_path, capsys):
+    from callbacks.operations import OPERATIONS
+
+    args = ["unlearn", *UNLEARN_TINY, "--data", str(synthetic_fsdd), "tracking.enabled=false",
+            "unlearning.schemes={zeroed: [{op: zero, layers: [classifier.5]}]}"]
+    assert main([*args, "--output", str(tmp_path / "refused")]) == 2
+    assert "unknown operation 'zero'" in capsys.readouterr().err
+    load_file(tmp_path / "toy_operation.py", TOY_OPERATION)
+    try:
+        out = tmp_path / "zeroed"
+        assert main([*args, "--output", str(out), "save_checkpoints=true"]) == 0, capsys.readouterr().err
+        report = json.loads((out / "report.json").read_text())
+        assert list(report["table1"]) == ["zeroed"]
+        # the zeroed head was retrained from zero for the rest of the schedule: it moved, from zero
+        weights = torch.load(out / "seed-0" / "zeroed" / "model.ckpt", weights_only=False)["state_dict"]
+        assert weights["net.classifier.5.weight"].abs().max() > 0
+    finally:
+        OPERATIONS.pop("zero", None)
