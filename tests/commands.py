@@ -52,14 +52,15 @@ class Command:
     def worker_pids(self) -> set[int]:
         return {pid for e in self.lines() if e["event"] == "workers" for pid in e["pids"]}
 
-    def wait_for(self, event: str, in_worker: bool = False, **fields) -> dict:
-        """The first announced ``event`` with ``fields`` (from a worker process when ``in_worker``)."""
+    def wait_for(self, event: str, in_worker: bool = False, processes: int = 1, **fields) -> dict:
+        """The first announced ``event`` with ``fields`` (from a worker process when ``in_worker``),
+        once ``processes`` distinct processes have announced it."""
         deadline = time.monotonic() + HANG
         while time.monotonic() < deadline:
-            for e in self.lines():
-                if e["event"] == event and all(e.get(k) == v for k, v in fields.items()) \
-                        and (not in_worker or e["pid"] != self.pid):
-                    return e
+            hits = [e for e in self.lines() if e["event"] == event and all(e.get(k) == v for k, v in fields.items())
+                    and (not in_worker or e["pid"] != self.pid)]
+            if len({e["pid"] for e in hits}) >= processes:
+                return hits[0]
             if self.proc.poll() is not None:
                 raise AssertionError(f"command exited ({self.proc.returncode}) before announcing {event}: {self.stderr()}")
             time.sleep(0.1)

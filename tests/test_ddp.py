@@ -44,8 +44,8 @@ def run(args: list[str]) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
 
 
-def test_ddp_ranks_stay_identical_and_equal_a_single_process_run(data_root, mlflow_store, tmp_path):
-    tracking = [f"tracking.store={mlflow_store}", "tracking.experiment=ddp", "--data", str(data_root)]
+def test_ddp_ranks_stay_identical_and_equal_a_single_process_run(synthetic_fsdd, mlflow_store, tmp_path):
+    tracking = [f"tracking.store={mlflow_store}", "tracking.experiment=ddp", "--data", str(synthetic_fsdd)]
     run([*COMMON, *tracking, *DDP, "--output", str(tmp_path / "ddp")])
     run([*COMMON, *tracking, "jobs=1", "--output", str(tmp_path / "single")])
     ddp = json.loads((tmp_path / "ddp" / "report.json").read_text())
@@ -68,7 +68,7 @@ def test_ddp_ranks_stay_identical_and_equal_a_single_process_run(data_root, mlfl
     # function up to float rounding (two partial gradient sums added by all-reduce instead of one).
     # Compared on outputs, not weights: a conv bias before instance norm has a gradient of exactly
     # zero, so Adam turns its rounding noise into a random walk that changes no output.
-    cfg = load_config(UnlearnConfig, [REPO / "configs" / "unlearn" / "quick.yaml"], [f"data.root={data_root}"])
+    cfg = load_config(UnlearnConfig, [REPO / "configs" / "unlearn" / "quick.yaml"], [f"data.root={synthetic_fsdd}"])
     dm = build_datamodule(cfg, 0)
     x, _ = dm.tensors("test")
     for model in MODELS:

@@ -231,7 +231,7 @@ def test_table_assembles_only_finished_cells_when_asked(small_fsdd, tmp_path, ca
     assert not (out / "cells" / "herding-cpc1-convnet-fdmfcc").exists()
 
 
-def test_a_cell_stopped_by_sigterm_fails_the_table_instead_of_hanging(small_fsdd, mlflow_store, tmp_path):
+def test_a_cell_stopped_by_sigterm_fails_the_table_instead_of_hanging(synthetic_fsdd, mlflow_store, tmp_path):
     """A cell's worker (not the table) gets SIGTERM: the table ends with the cell named, the cell's
     run KILLED and the table's run FAILED."""
     import os
@@ -240,7 +240,7 @@ def test_a_cell_stopped_by_sigterm_fails_the_table_instead_of_hanging(small_fsdd
     from tests.commands import Command, runs
     from tests.test_stopping import LONG, table_args
 
-    cmd = Command(table_args(small_fsdd, mlflow_store, tmp_path / "table", "table-sigterm", LONG), tmp_path)
+    cmd = Command(table_args(synthetic_fsdd, mlflow_store, tmp_path / "table", "table-sigterm", LONG), tmp_path)
     event = cmd.wait_for("epoch", in_worker=True, module="TrajectoryMatching")
     os.kill(event["pid"], signal.SIGTERM)
     assert cmd.finish() == 130

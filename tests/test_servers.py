@@ -39,9 +39,9 @@ def wait_for(url: str, seconds: float = 90) -> None:
     raise AssertionError(f"{url} did not answer within {seconds} s")
 
 
-def test_ui_serves_mlflow_and_optuna_dashboard(data_root, tmp_path):
+def test_ui_serves_mlflow_and_optuna_dashboard(synthetic_fsdd, tmp_path):
     store = tmp_path / "mlruns"
-    path = sweep_file(tmp_path, data_root, store, "served", n_trials=2, workers=1)
+    path = sweep_file(tmp_path, synthetic_fsdd, store, "served", n_trials=2, workers=1)
     assert main(["sweep", "--config", str(path), "--quiet"]) == 0
     storage = f"sqlite:///{tmp_path / 'studies.db'}"
     mlflow_port, dash_port = free_port(), free_port()

@@ -17,15 +17,15 @@ from tests.commands import Command, runs, wait_gone
 LONG = 100_000  # epochs or iterations: the command is still inside them when the signal arrives
 
 
-def unlearn_args(data_root, store, out, experiment: str, epochs: int) -> list[str]:
-    return ["unlearn", "--preset", "quick", "--data", str(data_root), "--quiet", "--output", str(out), "seeds=[0]",
+def unlearn_args(root, store, out, experiment: str, epochs: int) -> list[str]:
+    return ["unlearn", "--preset", "quick", "--data", str(root), "--quiet", "--output", str(out), "seeds=[0]",
             "jobs=2", "reuse_base_models=false", f"original.epochs={epochs}", f"gold.epochs={epochs}",
             f"tracking.store={store}", f"tracking.experiment={experiment}"]
 
 
-def test_sigterm_stops_unlearn_and_its_workers_and_a_rerun_starts_cleanly(data_root, mlflow_store, tmp_path):
-    cmd = Command(unlearn_args(data_root, mlflow_store, tmp_path / "out", "stop-unlearn", LONG), tmp_path)
-    cmd.wait_for("epoch", in_worker=True)  # original and gold are training in the two workers
+def test_sigterm_stops_unlearn_and_its_workers_and_a_rerun_starts_cleanly(synthetic_fsdd, mlflow_store, tmp_path):
+    cmd = Command(unlearn_args(synthetic_fsdd, mlflow_store, tmp_path / "out", "stop-unlearn", LONG), tmp_path)
+    cmd.wait_for("epoch", in_worker=True, processes=2)  # original and gold are training in the two workers
     workers = cmd.worker_pids()
     assert len(workers) == 2
     cmd.send(signal.SIGTERM)
@@ -37,12 +37,13 @@ def test_sigterm_stops_unlearn_and_its_workers_and_a_rerun_starts_cleanly(data_r
     assert statuses["original"] == statuses["gold"] == "KILLED"  # ended by the workers themselves
     assert "RUNNING" not in statuses.values()
     # the same command, with a budget that ends, starts cleanly in the same folder and store
-    assert main(unlearn_args(data_root, mlflow_store, tmp_path / "out", "stop-unlearn", 2)) == 0
+    assert main(unlearn_args(synthetic_fsdd, mlflow_store, tmp_path / "out", "stop-unlearn", 2)) == 0
     assert json.loads((tmp_path / "out" / "report.json").read_text())["table1"]
 
 
-def test_sigkill_of_unlearn_takes_its_workers_and_the_next_command_fails_its_runs(data_root, mlflow_store, tmp_path):
-    cmd = Command(unlearn_args(data_root, mlflow_store, tmp_path / "out", "kill-unlearn", LONG), tmp_path)
+def test_sigkill_of_unlearn_takes_its_workers_and_the_next_command_fails_its_runs(synthetic_fsdd, mlflow_store,
+                                                                                  tmp_path):
+    cmd = Command(unlearn_args(synthetic_fsdd, mlflow_store, tmp_path / "out", "kill-unlearn", LONG), tmp_path)
     cmd.wait_for("epoch", in_worker=True)
     workers = cmd.worker_pids()
     cmd.send(signal.SIGKILL)  # the command only: its workers must go by themselves
@@ -50,7 +51,7 @@ def test_sigkill_of_unlearn_takes_its_workers_and_the_next_command_fails_its_run
     assert wait_gone(workers) == set()
     left = [r for r in runs(mlflow_store, "kill-unlearn") if r.info.status == "RUNNING"]
     assert left and all(r.data.tags[OWNER_PID] in {str(cmd.pid), *map(str, workers)} for r in left)
-    assert main([*unlearn_args(data_root, mlflow_store, tmp_path / "next", "kill-unlearn", 2), "jobs=1"]) == 0
+    assert main([*unlearn_args(synthetic_fsdd, mlflow_store, tmp_path / "next", "kill-unlearn", 2), "jobs=1"]) == 0
     after = {r.info.run_id: r for r in runs(mlflow_store, "kill-unlearn")}
     for run in left:
         assert after[run.info.run_id].info.status == "FAILED"
@@ -58,8 +59,8 @@ def test_sigkill_of_unlearn_takes_its_workers_and_the_next_command_fails_its_run
     assert "RUNNING" not in {r.info.status for r in after.values()}
 
 
-def table_args(data_root, store, out, experiment: str, iterations: int) -> list[str]:
-    return ["distill-table", "--data", str(data_root), "--quiet", "--output", str(out), "methods=[mtt]", "cpcs=[2]",
+def table_args(root, store, out, experiment: str, iterations: int) -> list[str]:
+    return ["distill-table", "--data", str(root), "--quiet", "--output", str(out), "methods=[mtt]", "cpcs=[2]",
             "jobs=1", "whole_dataset=false", "distill.network_kwargs.width=16", f"distill.iterations={iterations}",
             "distill.iterations_per_epoch=2", "distill.buffer.experts=1", "distill.buffer.epochs=3",
             "distill.mtt.max_start_epoch=1", "distill.mtt.syn_steps=2", "distill.val_every=1000",
@@ -68,24 +69,25 @@ def table_args(data_root, store, out, experiment: str, iterations: int) -> list[
             f"distill.tracking.store={store}", f"distill.tracking.experiment={experiment}"]
 
 
-def test_sigterm_stops_distill_table_and_a_rerun_resumes_the_cell(small_fsdd, mlflow_store, tmp_path):
+def test_sigterm_stops_distill_table_and_a_rerun_resumes_the_cell(synthetic_fsdd, mlflow_store, tmp_path):
     out = tmp_path / "table"
-    cmd = Command(table_args(small_fsdd, mlflow_store, out, "stop-table", LONG), tmp_path)
-    cmd.wait_for("epoch", in_worker=True, module="TrajectoryMatching")
+    cmd = Command(table_args(synthetic_fsdd, mlflow_store, out, "stop-table", LONG), tmp_path)
+    # epoch 1 has begun, so the checkpoint written at the end of epoch 0 is there to resume from
+    cmd.wait_for("epoch", in_worker=True, module="TrajectoryMatching", epoch=1)
     workers = cmd.worker_pids()
     cmd.send(signal.SIGTERM)
     assert cmd.finish() == 130, cmd.stderr()
     assert wait_gone(workers) == set()
     statuses = sorted((r.data.tags["audioforge.command"], r.info.status) for r in runs(mlflow_store, "stop-table"))
     assert statuses == [("distill", "KILLED"), ("distill-table", "KILLED")]
-    assert main(table_args(small_fsdd, mlflow_store, out, "stop-table", 4)) == 0
+    assert main(table_args(synthetic_fsdd, mlflow_store, out, "stop-table", 4)) == 0
     cell = json.loads((out / "cells" / "mtt-cpc2-convnet-fdmfcc" / "report.json").read_text())
     assert cell["selection"]["resumed_from"].endswith("last.ckpt")
 
 
-def test_sigkill_of_distill_table_takes_its_cell_and_the_next_command_fails_its_runs(small_fsdd, mlflow_store,
+def test_sigkill_of_distill_table_takes_its_cell_and_the_next_command_fails_its_runs(synthetic_fsdd, mlflow_store,
                                                                                         tmp_path):
-    cmd = Command(table_args(small_fsdd, mlflow_store, tmp_path / "table", "kill-table", LONG), tmp_path)
+    cmd = Command(table_args(synthetic_fsdd, mlflow_store, tmp_path / "table", "kill-table", LONG), tmp_path)
     cmd.wait_for("epoch", in_worker=True, module="TrajectoryMatching")
     workers = cmd.worker_pids()
     cmd.send(signal.SIGKILL)
@@ -94,24 +96,24 @@ def test_sigkill_of_distill_table_takes_its_cell_and_the_next_command_fails_its_
     left = {r.info.run_id for r in runs(mlflow_store, "kill-table") if r.info.status == "RUNNING"}
     assert len(left) == 2  # the table's run and its cell's
     # the next command: the same table, only assembling what is finished (nothing)
-    assert main([*table_args(small_fsdd, mlflow_store, tmp_path / "table", "kill-table", 4), "run_missing=false"]) == 0
+    assert main([*table_args(synthetic_fsdd, mlflow_store, tmp_path / "table", "kill-table", 4), "run_missing=false"]) == 0
     after = {r.info.run_id: r.info.status for r in runs(mlflow_store, "kill-table")}
     assert {after[r] for r in left} == {"FAILED"} and "RUNNING" not in after.values()
 
 
 @pytest.mark.parametrize("command, signum", [("classify", signal.SIGINT), ("rir", signal.SIGTERM),
                                              ("buffer", signal.SIGTERM), ("distill", signal.SIGTERM)])
-def test_single_process_commands_stop_with_their_runs_killed(command, signum, small_fsdd, mlflow_store, tmp_path):
+def test_single_process_commands_stop_with_their_runs_killed(command, signum, synthetic_fsdd, mlflow_store, tmp_path):
     common = ["--quiet", "--output", str(tmp_path / "out"), f"tracking.store={mlflow_store}",
               f"tracking.experiment=stop-{command}"]
     args = {
-        "classify": ["classify", "--data", str(small_fsdd), "--seeds", "0", f"fit.epochs={LONG}", "fit.patience=null"],
+        "classify": ["classify", "--data", str(synthetic_fsdd), "--seeds", "0", f"fit.epochs={LONG}", "fit.patience=null"],
         "rir": ["rir", "--seeds", "0", "data.options.simulation.rooms_per_size=10",
                 "data.options.simulation.rirs_per_room=3", "data.options.simulation.seconds=0.25",
                 f"cnn.epochs={LONG}", f"cnn.patience={LONG}"],
-        "buffer": ["buffer", "--data", str(small_fsdd), "network_kwargs.width=16", "buffer.experts=1",
+        "buffer": ["buffer", "--data", str(synthetic_fsdd), "network_kwargs.width=16", "buffer.experts=1",
                    f"buffer.epochs={LONG}"],
-        "distill": ["distill", "--data", str(small_fsdd), "--method", "dm", "--cpc", "2", "network_kwargs.width=16",
+        "distill": ["distill", "--data", str(synthetic_fsdd), "--method", "dm", "--cpc", "2", "network_kwargs.width=16",
                     f"iterations={LONG}", "val_every=1000"],
     }[command]
     cmd = Command([*args, *common], tmp_path)

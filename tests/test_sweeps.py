@@ -50,8 +50,8 @@ def trials(tmp_path: Path, name: str) -> list[optuna.trial.FrozenTrial]:
     return optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path / 'studies.db'}").get_trials()
 
 
-def test_two_workers_complete_the_study_and_the_best_config_runs(data_root, mlflow_store, tmp_path, capsys):
-    path = sweep_file(tmp_path, data_root, mlflow_store, "two-workers")
+def test_two_workers_complete_the_study_and_the_best_config_runs(synthetic_fsdd, mlflow_store, tmp_path, capsys):
+    path = sweep_file(tmp_path, synthetic_fsdd, mlflow_store, "two-workers")
     best = tmp_path / "best.yaml"
     assert main(["sweep", "--config", str(path), "--quiet", "--export-best", str(best)]) == 0
     done = [t for t in trials(tmp_path, "two-workers") if t.state == TrialState.COMPLETE]
@@ -83,10 +83,10 @@ def test_two_workers_complete_the_study_and_the_best_config_runs(data_root, mlfl
     assert len(trials(tmp_path, "two-workers")) == 3
 
 
-def test_killed_sweep_resumes_without_losing_or_repeating_trials(data_root, mlflow_store, tmp_path):
+def test_killed_sweep_resumes_without_losing_or_repeating_trials(synthetic_fsdd, mlflow_store, tmp_path):
     """SIGKILL the sweep's driver mid-trial: its workers die with it, and the rerun fails the killed
     trials at once (their worker is gone), keeps the completed ones and completes the study."""
-    path = sweep_file(tmp_path, data_root, mlflow_store, "killed", n_trials=4)
+    path = sweep_file(tmp_path, synthetic_fsdd, mlflow_store, "killed", n_trials=4)
     cmd = Command(["sweep", "--config", str(path), "--quiet"], tmp_path)
     try:
         while True:  # a state the study announces: one trial complete, another running
@@ -117,8 +117,8 @@ def test_killed_sweep_resumes_without_losing_or_repeating_trials(data_root, mlfl
     assert client.get_run(study.user_attrs["mlflow_run_id"]).info.status == "FINISHED"
 
 
-def test_sigterm_stops_the_sweep_and_its_workers(data_root, mlflow_store, tmp_path):
-    path = sweep_file(tmp_path, data_root, mlflow_store, "sigterm", n_trials=4)
+def test_sigterm_stops_the_sweep_and_its_workers(synthetic_fsdd, mlflow_store, tmp_path):
+    path = sweep_file(tmp_path, synthetic_fsdd, mlflow_store, "sigterm", n_trials=4)
     cmd = Command(["sweep", "--config", str(path), "--quiet"], tmp_path)
     cmd.wait_for("epoch", in_worker=True)
     workers = cmd.worker_pids()
@@ -143,16 +143,16 @@ def test_sigterm_stops_the_sweep_and_its_workers(data_root, mlflow_store, tmp_pa
     ({"objective": {"weights": {"accuracy": 1.0}}}, "unknown objective 'accuracy'"),
     ({"unlearn_overrides": ["trainer.devices=2", "trainer.strategy=ddp"]}, "trials run one process each"),
 ])
-def test_bad_sweep_input(data_root, mlflow_store, tmp_path, capsys, extra, message):
-    path = sweep_file(tmp_path, data_root, mlflow_store, "bad", **extra)
+def test_bad_sweep_input(synthetic_fsdd, mlflow_store, tmp_path, capsys, extra, message):
+    path = sweep_file(tmp_path, synthetic_fsdd, mlflow_store, "bad", **extra)
     assert main(["sweep", "--config", str(path), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and message in err, err
     assert not (tmp_path / "studies.db").exists() or not optuna.get_all_study_summaries(f"sqlite:///{tmp_path / 'studies.db'}")
 
 
-def test_multi_objective_nsga2_keeps_a_pareto_front(data_root, mlflow_store, tmp_path):
-    path = sweep_file(tmp_path, data_root, mlflow_store, "multi", workers=1, n_trials=3, sampler="nsga2",
+def test_multi_objective_nsga2_keeps_a_pareto_front(synthetic_fsdd, mlflow_store, tmp_path):
+    path = sweep_file(tmp_path, synthetic_fsdd, mlflow_store, "multi", workers=1, n_trials=3, sampler="nsga2",
                       objective={"mode": "multi"})
     best = tmp_path / "best.yaml"
     assert main(["sweep", "--config", str(path), "--quiet", "--export-best", str(best)]) == 0
@@ -168,10 +168,10 @@ def test_multi_objective_nsga2_keeps_a_pareto_front(data_root, mlflow_store, tmp
     assert yaml.safe_load(best.read_text())["unlearning"]["schemes"]
 
 
-def test_a_killed_worker_fails_the_sweep_naming_it_and_a_rerun_completes(data_root, mlflow_store, tmp_path):
+def test_a_killed_worker_fails_the_sweep_naming_it_and_a_rerun_completes(synthetic_fsdd, mlflow_store, tmp_path):
     """SIGKILL one of two workers mid-trial: the sweep stops with an error naming that worker (it
     never waits for a lost task), its trial is failed, and a rerun completes the study."""
-    path = sweep_file(tmp_path, data_root, mlflow_store, "one-worker-killed", n_trials=4)
+    path = sweep_file(tmp_path, synthetic_fsdd, mlflow_store, "one-worker-killed", n_trials=4)
     cmd = Command(["sweep", "--config", str(path), "--quiet"], tmp_path)
     victim = cmd.wait_for("epoch", in_worker=True)["pid"]
     os.kill(victim, signal.SIGKILL)

@@ -93,8 +93,8 @@ def test_mlflow_holds_parent_seed_and_model_runs(quick_run):
         assert "unlearn/phase" in models["conv_bn"].data.metrics
 
 
-def test_base_models_are_reused_from_the_cache(data_root, mlflow_store, tmp_path):
-    args = ["unlearn", "--preset", "quick", "--data", str(data_root), "--quiet", "seeds=[3]", "original.epochs=2",
+def test_base_models_are_reused_from_the_cache(synthetic_fsdd, mlflow_store, tmp_path):
+    args = ["unlearn", "--preset", "quick", "--data", str(synthetic_fsdd), "--quiet", "seeds=[3]", "original.epochs=2",
             "gold.epochs=2", f"tracking.store={mlflow_store}", "tracking.experiment=reuse"]
     assert main([*args, "--output", str(tmp_path / "first")]) == 0
     assert main([*args, "--output", str(tmp_path / "second")]) == 0
