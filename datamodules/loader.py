@@ -31,8 +31,9 @@ class TensorBatchLoader:
         return math.ceil(len(self.x) / self.world_size)
 
     def __len__(self) -> int:
-        n = self.num_samples
-        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+        if self.drop_last:  # full global batches only, so no rank ever reaches the shard padding
+            return len(self.x) // (self.batch_size * self.world_size)
+        return math.ceil(self.num_samples / self.batch_size)
 
     def indices(self) -> torch.Tensor:
         n = len(self.x)

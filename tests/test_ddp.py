@@ -81,6 +81,7 @@ def test_ddp_ranks_stay_identical_and_equal_a_single_process_run(synthetic_fsdd,
             assert ddp["metrics"][model][split]["f1"]["mean"] == pytest.approx(single["metrics"][model][split]["f1"]["mean"])
 
 
+@pytest.mark.slow  # a second DDP launch; unlearn's is in the default suite
 def test_classify_under_ddp_trains_on_both_ranks_and_records_once(data_root, mlflow_store, tmp_path):
     """`classify` follows the same rule: both ranks fit, rank 0 alone scores the whole test split and
     opens MLflow runs."""

@@ -193,6 +193,7 @@ def test_tables_run_cells_in_processes_resume_and_report(small_fsdd, mlflow_stor
     assert {r.info.status for r in runs} == {"FINISHED"} and len(runs) == 2 + 4
 
 
+@pytest.mark.slow  # Griffin-Lim and retraining per noise level
 def test_robustness_table_rebuilds_audio_and_adds_noise(small_fsdd, tmp_path, capsys):
     out = tmp_path / "rob"
     assert main(["distill-table", "--preset", "robustness", "--data", str(small_fsdd), "--quiet", "--output", str(out),
@@ -219,6 +220,7 @@ def test_standardised_features_map_back_for_audio(small_fsdd):
     assert torch.allclose(raw_features(dm.x, meta), raw, atol=1e-3)
 
 
+@pytest.mark.slow  # a second table run; resume is in the default suite
 def test_table_assembles_only_finished_cells_when_asked(small_fsdd, tmp_path, capsys):
     out = tmp_path / "partial"
     common = ["distill-table", "--data", str(small_fsdd), "--quiet", "--output", str(out), "cpcs=[1]",

@@ -77,3 +77,15 @@ def test_loader_shards_cover_everything_once_per_rank():
     assert lengths == {2}  # 10 samples over 3 ranks: padded to 4 each, same batch count everywhere
     seen = torch.cat([b for s in shards for _, b in s])
     assert set(seen.tolist()) == set(range(10)) and len(seen) == 12
+
+
+def test_full_batches_only_make_rank_shards_exactly_the_single_process_batches():
+    """drop_last: every rank runs n // (batch x world) batches, and batch k of the ranks together is
+    batch k of one process, whatever n (here odd, where a rank's shard needs padding)."""
+    x = torch.arange(303).float().view(-1, 1)
+    single = [b[0].view(-1).tolist() for b in TensorBatchLoader(x, x, 16, shuffle=True, seed=4, drop_last=True)]
+    ranks = [[b[0].view(-1).tolist() for b in TensorBatchLoader(x, x, 8, shuffle=True, seed=4, drop_last=True, rank=r,
+                                                               world_size=2)] for r in range(2)]
+    assert len(single) == len(ranks[0]) == len(ranks[1]) == 303 // 16
+    for k, batch in enumerate(single):
+        assert sorted(batch) == sorted(ranks[0][k] + ranks[1][k])

@@ -75,6 +75,7 @@ def decay_time(h: np.ndarray, sr: int) -> float:
     return 3 * (np.argmax(db < -25) - np.argmax(db < -5)) / sr
 
 
+@pytest.mark.slow  # full-order image method for large rooms
 def test_simulated_rirs_decay_and_larger_rooms_reverberate_longer():
     cfg = SimulationConfig(seconds=1.0, reflection_order=-1)
     times = []

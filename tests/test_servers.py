@@ -3,6 +3,8 @@ optuna-dashboard answers for the study."""
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import signal
 import socket
@@ -39,6 +41,7 @@ def wait_for(url: str, seconds: float = 90) -> None:
     raise AssertionError(f"{url} did not answer within {seconds} s")
 
 
+@pytest.mark.slow  # a sweep and two servers: about a minute
 def test_ui_serves_mlflow_and_optuna_dashboard(synthetic_fsdd, tmp_path):
     store = tmp_path / "mlruns"
     path = sweep_file(tmp_path, synthetic_fsdd, store, "served", n_trials=2, workers=1)

@@ -37,7 +37,7 @@ def test_sigterm_stops_unlearn_and_its_workers_and_a_rerun_starts_cleanly(synthe
     assert statuses["original"] == statuses["gold"] == "KILLED"  # ended by the workers themselves
     assert "RUNNING" not in statuses.values()
     # the same command, with a budget that ends, starts cleanly in the same folder and store
-    assert main(unlearn_args(synthetic_fsdd, mlflow_store, tmp_path / "out", "stop-unlearn", 2)) == 0
+    assert main([*unlearn_args(synthetic_fsdd, mlflow_store, tmp_path / "out", "stop-unlearn", 2), "jobs=1"]) == 0
     assert json.loads((tmp_path / "out" / "report.json").read_text())["table1"]
 
 
@@ -101,8 +101,12 @@ def test_sigkill_of_distill_table_takes_its_cell_and_the_next_command_fails_its_
     assert {after[r] for r in left} == {"FAILED"} and "RUNNING" not in after.values()
 
 
-@pytest.mark.parametrize("command, signum", [("classify", signal.SIGINT), ("rir", signal.SIGTERM),
-                                             ("buffer", signal.SIGTERM), ("distill", signal.SIGTERM)])
+@pytest.mark.parametrize("command, signum", [
+    ("classify", signal.SIGINT),
+    # the same path (one process, a fit inside Trainer) for three more commands: about 12 s each
+    pytest.param("rir", signal.SIGTERM, marks=pytest.mark.slow),
+    pytest.param("buffer", signal.SIGTERM, marks=pytest.mark.slow),
+    pytest.param("distill", signal.SIGTERM, marks=pytest.mark.slow)])
 def test_single_process_commands_stop_with_their_runs_killed(command, signum, synthetic_fsdd, mlflow_store, tmp_path):
     common = ["--quiet", "--output", str(tmp_path / "out"), f"tracking.store={mlflow_store}",
               f"tracking.experiment=stop-{command}"]

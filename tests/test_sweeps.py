@@ -151,6 +151,7 @@ def test_bad_sweep_input(synthetic_fsdd, mlflow_store, tmp_path, capsys, extra, 
     assert not (tmp_path / "studies.db").exists() or not optuna.get_all_study_summaries(f"sqlite:///{tmp_path / 'studies.db'}")
 
 
+@pytest.mark.slow  # a third sweep
 def test_multi_objective_nsga2_keeps_a_pareto_front(synthetic_fsdd, mlflow_store, tmp_path):
     path = sweep_file(tmp_path, synthetic_fsdd, mlflow_store, "multi", workers=1, n_trials=3, sampler="nsga2",
                       objective={"mode": "multi"})

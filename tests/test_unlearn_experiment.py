@@ -93,6 +93,7 @@ def test_mlflow_holds_parent_seed_and_model_runs(quick_run):
         assert "unlearn/phase" in models["conv_bn"].data.metrics
 
 
+@pytest.mark.slow  # three unlearn runs
 def test_base_models_are_reused_from_the_cache(synthetic_fsdd, mlflow_store, tmp_path):
     args = ["unlearn", "--preset", "quick", "--data", str(synthetic_fsdd), "--quiet", "seeds=[3]", "original.epochs=2",
             "gold.epochs=2", f"tracking.store={mlflow_store}", "tracking.experiment=reuse"]
