@@ -46,10 +46,10 @@ _task: str | None = None                     # in a worker: the task running now
 
 def progress(n: int = 1) -> None:
     """Report ``n`` units of work done to the progress callback of the running pool (if any)."""
-    if _channel is not None:
-        _channel.put(("progress", n))
-    elif _sink is not None:
+    if _sink is not None:  # a pool opened in this process (inline, or nested inside a worker)
         _sink(n)
+    elif _channel is not None:
+        _channel.put(("progress", n))
 
 
 def die_with_parent(parent_pid: int) -> None:
@@ -122,7 +122,7 @@ class WorkerPool:
     # --- lifecycle --------------------------------------------------------------------------
     def __enter__(self) -> "WorkerPool":
         global _sink
-        _sink = self.progress
+        self._outer_sink, _sink = _sink, self.progress
         if not self.inline:
             ctx = get_context("spawn")
             self._channel = ctx.Queue()
@@ -146,7 +146,7 @@ class WorkerPool:
             if self._drain is not None:
                 self._drain.join(timeout=5)
                 self._channel.cancel_join_thread()
-            _sink = None
+            _sink = self._outer_sink
         return False
 
     def terminate(self, grace: float = STOP_GRACE_SECONDS) -> None:
