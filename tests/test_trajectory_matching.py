@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from audioforge.distill.experts import train_experts
-from lightning_modules.distillation.expert_buffer import ExpertBuffer
 from audioforge.errors import DataError, DistillationError
 from lightning_modules.distillation import TrajectoryMatching
+from lightning_modules.distillation.expert_buffer import ExpertBuffer
 
 SHAPE = (3, 8, 8)
 NET = {"width": 8, "depth": 2}

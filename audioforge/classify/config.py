@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from audioforge.errors import ConfigError
-from audioforge.tracking import TrackingConfig
 from audioforge.run import RunConfig
+from audioforge.tracking import TrackingConfig
 from audioforge.training import FitConfig
 
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from audioforge.distill.evaluate import EvalConfig
 from audioforge.errors import ConfigError
-from audioforge.tracking import TrackingConfig
 from audioforge.run import RunConfig
+from audioforge.tracking import TrackingConfig
 
 
 @dataclass

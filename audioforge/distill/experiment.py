@@ -22,13 +22,13 @@ from audioforge.distill.coresets import check_cpc, random_coreset
 from audioforge.distill.evaluate import evaluate_set, validation_score
 from audioforge.distill.experts import train_experts
 from audioforge.distill.methods import method
-from lightning_modules.distillation.expert_buffer import ExpertBuffer
 from audioforge.errors import DataError
 from audioforge.run import Run
 from audioforge.tracking import Tracker, keep_tracking_env
 from audioforge.training import Stopwatch, configure_threads, make_trainer
 from datamodules import AudioDataModule
 from datamodules.cache import cache_key, default_cache_dir
+from lightning_modules.distillation.expert_buffer import ExpertBuffer
 
 
 def datamodule(cfg: DistillConfig) -> AudioDataModule:

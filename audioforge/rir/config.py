@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from audioforge.errors import ConfigError
-from audioforge.tracking import TrackingConfig
 from audioforge.run import DatasetConfig, RunConfig
+from audioforge.tracking import TrackingConfig
 
 
 @dataclass

@@ -25,10 +25,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from lightning_modules.distillation.expert_buffer import ExpertBuffer
-from lightning_modules.distillation.params import FlatParams
 from audioforge.errors import DistillationError
 from lightning_modules.distillation.base import SyntheticSet
+from lightning_modules.distillation.expert_buffer import ExpertBuffer
+from lightning_modules.distillation.params import FlatParams
 from lightning_modules.networks import build_network
 
 
