@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 
-from audioforge.config import to_dict
 from audioforge.errors import ConfigError
 from audioforge.events import announce
 from audioforge.tracking import Tracker, TrackingConfig, final_status, maybe_run
