@@ -52,15 +52,15 @@ class Command:
     def worker_pids(self) -> set[int]:
         return {pid for e in self.lines() if e["event"] == "workers" for pid in e["pids"]}
 
-    def wait_for(self, event: str, in_worker: bool = False, processes: int = 1, **fields) -> dict:
-        """The first announced ``event`` with ``fields`` (from a worker process when ``in_worker``),
+    def wait_for(self, event: str, in_worker: bool = False, processes: int = 1, count: int = 1, **fields) -> dict:
+        """The ``count``-th announced ``event`` with ``fields`` (from a worker process when ``in_worker``),
         once ``processes`` distinct processes have announced it."""
         deadline = time.monotonic() + HANG
         while time.monotonic() < deadline:
             hits = [e for e in self.lines() if e["event"] == event and all(e.get(k) == v for k, v in fields.items())
                     and (not in_worker or e["pid"] != self.pid)]
-            if len({e["pid"] for e in hits}) >= processes:
-                return hits[0]
+            if len({e["pid"] for e in hits}) >= processes and len(hits) >= count:
+                return hits[count - 1]
             if self.proc.poll() is not None:
                 raise AssertionError(f"command exited ({self.proc.returncode}) before announcing {event}: {self.stderr()}")
             time.sleep(0.1)
@@ -68,6 +68,14 @@ class Command:
 
     def send(self, signum: int) -> None:
         os.kill(self.pid, signum)
+
+    def freeze(self) -> None:
+        """Stop the command and its workers (SIGSTOP to its process group): nothing it records can
+        change until ``thaw`` or a kill, so a test can read a state and act on exactly that state."""
+        os.killpg(self.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        os.killpg(self.pid, signal.SIGCONT)
 
     def finish(self) -> int:
         try:

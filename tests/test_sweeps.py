@@ -8,6 +8,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import sqlalchemy
 import yaml
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
@@ -89,13 +90,20 @@ def test_killed_sweep_resumes_without_losing_or_repeating_trials(synthetic_fsdd,
     path = sweep_file(tmp_path, synthetic_fsdd, mlflow_store, "killed", n_trials=4)
     cmd = Command(["sweep", "--config", str(path), "--quiet"], tmp_path)
     try:
-        while True:  # a state the study announces: one trial complete, another running
-            cmd.wait_for("epoch", in_worker=True)
-            states = [t.state for t in trials(tmp_path, "killed")]
+        epochs = 0
+        while True:  # a state the study records: one trial complete, another running, read while frozen
+            epochs += 1
+            cmd.wait_for("epoch", in_worker=True, count=epochs)
+            cmd.freeze()
+            try:
+                states = [t.state for t in trials(tmp_path, "killed")]
+            except (sqlalchemy.exc.OperationalError, optuna.exceptions.StorageInternalError):
+                states = []  # a frozen worker holds the database's write lock: read again later
             if states.count(TrialState.COMPLETE) >= 1 and TrialState.RUNNING in states:
                 break
+            cmd.thaw()
         workers = cmd.worker_pids()
-        cmd.send(signal.SIGKILL)  # the driver only
+        cmd.send(signal.SIGKILL)  # the driver only; its frozen workers die with it
     finally:
         cmd.finish()
     assert wait_gone(workers) == set()
