@@ -1,11 +1,16 @@
 """Worker processes that never outlive their command: the one pool every command uses.
 
-:class:`WorkerPool` runs tasks in spawned processes (``concurrent.futures``), or inline when one
-job is enough, with these guarantees:
+:class:`WorkerPool` runs tasks in worker processes (``concurrent.futures``), or inline when one
+job is enough.  Workers are forked from a fork server that imported torch, Lightning and MLflow
+once (``multiprocessing``'s ``forkserver`` context with :data:`PRELOAD`): a new worker costs a
+fork, not the seconds those imports take, which matters for pools that start a fresh process per
+task (table cells).  A worker takes the command's environment and working directory as they were
+when its pool opened, as a spawned process would.  Guarantees:
 
-- **A worker dies with its command, whatever killed the command.**  On Linux each worker asks
-  the kernel for ``SIGKILL`` when its parent dies (``prctl(PR_SET_PDEATHSIG)``); elsewhere a
-  watchdog thread ends it once its parent is gone.
+- **A worker dies with its command, whatever killed the command.**  The fork server exits when
+  the command that started it is gone (it reads the end of a pipe only that process holds).  On
+  Linux each worker asks the kernel for ``SIGKILL`` when its parent (the fork server) dies
+  (``prctl(PR_SET_PDEATHSIG)``); elsewhere a watchdog thread ends it once its parent is gone.
 - **A stop ends everything promptly.**  ``SIGTERM`` or ``SIGINT`` in the command raises
   ``KeyboardInterrupt`` there (:mod:`audioforge.signals`); leaving the pool's block then sends
   ``SIGTERM`` to every worker (a worker inside a task unwinds, so its tracked runs end KILLED; an
@@ -38,6 +43,8 @@ from audioforge.errors import Interrupted, WorkerError
 
 PR_SET_PDEATHSIG = 1
 STOP_GRACE_SECONDS = 10.0
+# imported once by the fork server, so that workers start without importing them again
+PRELOAD = ["audioforge.processes", "torch", "lightning.pytorch", "torchmetrics", "mlflow", "sklearn.linear_model"]
 
 _sink: Callable[[int], None] | None = None   # where progress(n) goes in this process
 _channel = None                              # in a worker: the queue to the command's process
@@ -69,15 +76,44 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
+def _release_fork_server() -> None:
+    """Close this worker's copy of the fork server's keep-alive pipe.  The server exits when every
+    holder has closed it; a worker holding it would keep the server, and through the server
+    itself, alive after the command died."""
+    from multiprocessing import forkserver
+
+    server = forkserver._forkserver
+    if server._forkserver_alive_fd is not None:
+        os.close(server._forkserver_alive_fd)
+        server._forkserver_alive_fd = None
+        server._forkserver_pid = None  # a pool opened inside this worker starts a server of its own
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _on_sigterm(signum, frame) -> None:
     if _task is None:  # idle between tasks: nothing to unwind
         os._exit(128 + signum)
     signals._handle(signum, frame)
 
 
-def _init_worker(parent_pid: int, channel) -> None:
+def _init_worker(command_pid: int, environment: dict[str, str], cwd: str, channel) -> None:
     global _channel
-    die_with_parent(parent_pid)
+    die_with_parent(os.getppid())  # the fork server, which goes when the command goes
+    _release_fork_server()
+    if not _alive(command_pid):  # the command died while this worker was being forked
+        os._exit(1)
+    os.environ.clear()
+    os.environ.update(environment)
+    os.chdir(cwd)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _on_sigterm)
     _channel = channel
@@ -124,10 +160,11 @@ class WorkerPool:
         global _sink
         self._outer_sink, _sink = _sink, self.progress
         if not self.inline:
-            ctx = get_context("spawn")
+            ctx = get_context("forkserver")
+            ctx.set_forkserver_preload(PRELOAD)  # read when this process first starts its fork server
             self._channel = ctx.Queue()
             self._executor = ProcessPoolExecutor(self.jobs, mp_context=ctx, initializer=_init_worker,
-                                                 initargs=(os.getpid(), self._channel),
+                                                 initargs=(os.getpid(), dict(os.environ), os.getcwd(), self._channel),
                                                  max_tasks_per_child=1 if self._fresh else None)
             self._drain = threading.Thread(target=self._drain_channel, daemon=True, name="worker-progress")
             self._drain.start()

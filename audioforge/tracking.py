@@ -238,8 +238,24 @@ class Tracker:
         for i in range(0, len(items), 500):
             client.log_batch(run_id, metrics=items[i:i + 500])
 
+    @property
+    def store_folder(self) -> Path | None:
+        """The folder of a local SQLite store (database and artifacts), else None."""
+        return Path(self.uri[len("sqlite:///"):]).resolve().parent if self.uri.startswith("sqlite:///") else None
+
     def log_artifact(self, run_id: str, path: str | Path, artifact_path: str | None = None) -> None:
+        """Upload a file, or a folder with everything under it.  A folder that holds this store
+        itself (a store kept inside an output folder) is uploaded without the store's folder,
+        which would otherwise copy itself into itself without end."""
         path = Path(path)
+        store = self.store_folder
+        if path.is_dir() and store is not None and store.is_relative_to(path.resolve()):
+            if store == path.resolve():
+                return
+            for child in sorted(path.iterdir()):
+                sub = child.name if artifact_path is None else f"{artifact_path}/{child.name}"
+                self.log_artifact(run_id, child, sub if child.is_dir() else artifact_path)
+            return
         if path.is_dir():
             self.client.log_artifacts(run_id, str(path), artifact_path)
         else:

@@ -75,7 +75,11 @@ class Command:
         os.killpg(self.pid, signal.SIGSTOP)
 
     def thaw(self) -> None:
-        os.killpg(self.pid, signal.SIGCONT)
+        """Continue what is left of the process group (helpers outlive a kill of the command)."""
+        try:
+            os.killpg(self.pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
 
     def finish(self) -> int:
         try:

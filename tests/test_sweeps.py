@@ -104,6 +104,7 @@ def test_killed_sweep_resumes_without_losing_or_repeating_trials(synthetic_fsdd,
             cmd.thaw()
         workers = cmd.worker_pids()
         cmd.send(signal.SIGKILL)  # the driver only; its frozen workers die with it
+        cmd.thaw()  # what is not killed (the fork server) goes on, sees the driver gone and exits
     finally:
         cmd.finish()
     assert wait_gone(workers) == set()

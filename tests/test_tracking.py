@@ -52,3 +52,17 @@ def test_runs_end_finished_or_failed_and_children_are_not_left_running(mlflow_st
         with tracker.run("interrupted") as killed:
             raise KeyboardInterrupt
     assert client.get_run(killed).info.status == "KILLED"
+
+
+def test_a_folder_holding_the_store_is_uploaded_without_the_store(tmp_path):
+    out = tmp_path / "out"
+    (out / "plots").mkdir(parents=True)
+    (out / "report.md").write_text("r")
+    (out / "plots" / "a.png").write_bytes(b"png")
+    tracker = Tracker.open(TrackingConfig(store=str(out / "mlruns"), experiment="store-inside"))
+    client = MlflowClient(tracker.uri)
+    with tracker.run("r") as run_id:
+        tracker.log_artifact(run_id, out, "report")
+    names = {a.path for a in client.list_artifacts(run_id, "report")}
+    assert names == {"report/report.md", "report/plots"}
+    assert [a.path for a in client.list_artifacts(run_id, "report/plots")] == ["report/plots/a.png"]

@@ -1,7 +1,7 @@
 """The paper's tables as commands (``audioforge distill-table --preset table1|table2|ablation|robustness``).
 
 A table is a grid of distillation cells (method x CPC x network x feature), each run by
-:func:`run_distill` in its own spawned process (so its wall time and peak memory are its own)
+:func:`run_distill` in its own fresh process (so its wall time and peak memory are its own)
 into ``<output>/cells/<cell>/``; a cell whose ``report.json`` exists is reused, so an interrupted
 table resumes.  The table's MLflow run is the parent of the cells' runs.  Every table writes
 ``report.md``, ``report.json`` and a plot, and the resource table (wall time, peak memory per
