@@ -69,17 +69,21 @@ class Command:
     def send(self, signum: int) -> None:
         os.kill(self.pid, signum)
 
-    def freeze(self) -> None:
-        """Stop the command and its workers (SIGSTOP to its process group): nothing it records can
-        change until ``thaw`` or a kill, so a test can read a state and act on exactly that state."""
-        os.killpg(self.pid, signal.SIGSTOP)
+    def freeze(self, pids: set[int]) -> None:
+        """Stop ``pids`` (SIGSTOP): what they record cannot change until ``thaw`` or a kill, so a
+        test can read a state and act on exactly that state."""
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGSTOP)
+            except ProcessLookupError:
+                pass
 
-    def thaw(self) -> None:
-        """Continue what is left of the process group (helpers outlive a kill of the command)."""
-        try:
-            os.killpg(self.pid, signal.SIGCONT)
-        except ProcessLookupError:
-            pass
+    def thaw(self, pids: set[int]) -> None:
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
 
     def finish(self) -> int:
         try:

@@ -91,20 +91,19 @@ def test_killed_sweep_resumes_without_losing_or_repeating_trials(synthetic_fsdd,
     cmd = Command(["sweep", "--config", str(path), "--quiet"], tmp_path)
     try:
         epochs = 0
-        while True:  # a state the study records: one trial complete, another running, read while frozen
-            epochs += 1
+        while True:  # a state the study records: one trial complete, another running, read while
+            epochs += 1  # the workers (which record the trials) are frozen
             cmd.wait_for("epoch", in_worker=True, count=epochs)
-            cmd.freeze()
+            workers = cmd.worker_pids()
+            cmd.freeze(workers)
             try:
                 states = [t.state for t in trials(tmp_path, "killed")]
             except (sqlalchemy.exc.OperationalError, optuna.exceptions.StorageInternalError):
                 states = []  # a frozen worker holds the database's write lock: read again later
             if states.count(TrialState.COMPLETE) >= 1 and TrialState.RUNNING in states:
                 break
-            cmd.thaw()
-        workers = cmd.worker_pids()
-        cmd.send(signal.SIGKILL)  # the driver only; its frozen workers die with it
-        cmd.thaw()  # what is not killed (the fork server) goes on, sees the driver gone and exits
+            cmd.thaw(workers)
+        cmd.send(signal.SIGKILL)  # the driver only; its frozen workers die with it, never running again
     finally:
         cmd.finish()
     assert wait_gone(workers) == set()
