@@ -50,6 +50,7 @@ def _common_flags(parser: argparse.ArgumentParser, command: str) -> None:
 def registered() -> dict[str, str]:
     """The names in each registry, for the help texts (adding a method, network or dataset adds it here)."""
     from audioforge.distill.methods import METHODS
+    from audioforge.unlearning.methods import METHODS as UNLEARNING_METHODS
     from callbacks.operations import OPERATIONS
     from datamodules.features import EXTRACTORS
     from datamodules.registry import DATAMODULES
@@ -57,7 +58,7 @@ def registered() -> dict[str, str]:
 
     return {"methods": ", ".join(METHODS), "networks": ", ".join(sorted(NETWORKS)),
             "datasets": ", ".join(DATAMODULES), "features": ", ".join(EXTRACTORS),
-            "operations": ", ".join(OPERATIONS)}
+            "operations": ", ".join(OPERATIONS), "unlearning_methods": ", ".join(UNLEARNING_METHODS)}
 
 
 def _distill_flags(parser: argparse.ArgumentParser, names: dict[str, str]) -> None:
@@ -73,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Each command takes YAML configs and key.path=value overrides; see README.md.")
     sub = parser.add_subparsers(dest="command", required=True)
     unlearn = sub.add_parser("unlearn", help="speaker unlearning on FSDD (original, gold, schemes of registered "
-                                             f"operations: {names['operations']})")
+                                             f"operations: {names['operations']}; methods: "
+                                             f"{names['unlearning_methods']})")
     _common_flags(unlearn, "unlearn")
     unlearn.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2")
     unlearn.add_argument("--jobs", type=int, help="fits run in this many parallel worker processes (0 = one per CPU core)")

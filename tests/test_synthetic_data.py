@@ -50,12 +50,25 @@ def test_fsdd_splits_on_a_synthetic_tree(synthetic_fsdd):
 def test_unlearn_quick_path_and_tracking_on_a_synthetic_tree(synthetic_fsdd, mlflow_store, tmp_path):
     out = tmp_path / "unlearn"
     assert main(["unlearn", *UNLEARN_TINY, "--data", str(synthetic_fsdd), "--output", str(out),
-                 f"tracking.store={mlflow_store}", "tracking.experiment=synthetic-unlearn"]) == 0
+                 f"tracking.store={mlflow_store}", "tracking.experiment=synthetic-unlearn",
+                 "methods={ssd: {}, neggrad_plus: {epochs: 1}}"]) == 0
     report = json.loads((out / "report.json").read_text())
-    assert set(report["table1"]) == {"base", "all_bn", "conv_bn"}
+    assert list(report["table1"]) == ["base", "all_bn", "conv_bn", "ssd", "neggrad_plus"]
     assert report["split_sizes"]["excluded"] == 60
-    statuses = [r.info.status for r in runs(mlflow_store, "synthetic-unlearn")]
-    assert statuses == ["FINISHED"] * (1 + 1 + 5)  # experiment, seed, original, gold and three schemes
+    assert report["timing"]["unlearn_epochs_over_gold_epochs"]["ssd"] == 0  # dampening, no training
+    assert (out / "seed-0" / "ssd" / "model.ckpt").is_file()
+    found = runs(mlflow_store, "synthetic-unlearn")
+    assert [r.info.status for r in found] == ["FINISHED"] * (1 + 1 + 7)  # experiment, seed, base models, 3 + 2
+    neggrad = next(r for r in found if r.info.run_name == "neggrad_plus")
+    assert "final/excluded/f1" in neggrad.data.metrics and "unlearn/loss" in neggrad.data.metrics
+    # a method's name and its hyperparameters are checked before anything runs or is recorded
+    assert main(["unlearn", *UNLEARN_TINY, "--data", str(synthetic_fsdd), "--output", str(tmp_path / "bad"),
+                 f"tracking.store={mlflow_store}", "tracking.experiment=synthetic-unlearn-bad",
+                 "methods={scrubb: {}}"]) == 2
+    assert main(["unlearn", *UNLEARN_TINY, "--data", str(synthetic_fsdd), "--output", str(tmp_path / "bad"),
+                 f"tracking.store={mlflow_store}", "tracking.experiment=synthetic-unlearn-bad",
+                 "methods={scrub: {temprature: 2}}"]) == 2
+    assert runs(mlflow_store, "synthetic-unlearn-bad") == []
 
 
 def test_distill_quick_path_on_a_synthetic_tree(synthetic_fsdd, tmp_path):

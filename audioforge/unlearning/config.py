@@ -69,8 +69,21 @@ class UnlearnConfig(RunConfig):
     original: FitConfig = field(default_factory=lambda: FitConfig(epochs=100))
     gold: FitConfig = field(default_factory=lambda: FitConfig(epochs=120))
     unlearning: UnlearningConfig = field(default_factory=UnlearningConfig)
+    # registered methods run beside the schemes: name -> hyperparameters over the method's defaults
+    methods: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def validate(self, path: str = "") -> None:
+        from audioforge.unlearning.methods import method_params
+
         super().validate(path)
         if self.jobs < 0:
             raise ConfigError(f"jobs must be >= 0, got {self.jobs}")
+        for name, values in self.methods.items():
+            if name in self.unlearning.schemes or name in ("original", "gold"):
+                raise ConfigError(f"methods.{name}: the name is taken by a scheme or a base model")
+            method_params(name, values or {}, f"methods.{name}")
+
+    @property
+    def unlearned(self) -> list[str]:
+        """The models each seed unlearns: the paper's schemes, then the registered methods."""
+        return [*self.unlearning.schemes, *self.methods]

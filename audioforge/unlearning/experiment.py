@@ -16,7 +16,8 @@ from audioforge.processes import WorkerPool
 from audioforge.run import Run, output_folder
 from audioforge.tracking import Tracker
 from audioforge.unlearning.config import UnlearnConfig
-from audioforge.unlearning.protocol import Task, build_datamodule, new_model, run_task, unlearning_fit
+from audioforge.unlearning.protocol import (Task, build_datamodule, method_epochs, new_model, run_task,
+                                            unlearning_fit)
 from audioforge.unlearning.report import build_report, markdown, plots
 from callbacks.schedule import check_schedule
 
@@ -31,6 +32,7 @@ def worker_count(cfg: UnlearnConfig) -> int:
 
 def total_epochs_of(cfg: UnlearnConfig) -> int:
     per_seed = cfg.original.epochs + cfg.gold.epochs + len(cfg.unlearning.schemes) * unlearning_fit(cfg).epochs
+    per_seed += sum(method_epochs(cfg, name) for name in cfg.methods)
     return per_seed * len(cfg.seeds)
 
 
@@ -57,7 +59,7 @@ def run_experiment(cfg: UnlearnConfig, progress: bool = True) -> tuple[Path, dic
                          for seed in cfg.seeds}
         results = run_tasks(cfg, run.out_dir, run.tracker, seed_runs, progress,
                             on_seed_done=lambda seed: run.id and run.tracker.end_run(seed_runs[seed], "FINISHED"))
-        report = build_report(cfg.name, results, list(cfg.unlearning.schemes), split_sizes)
+        report = build_report(cfg.name, results, cfg.unlearned, split_sizes)
         report["timing"]["experiment_seconds"] = time.perf_counter() - started
         report["timing"]["workers"] = worker_count(cfg)
         summary = {f"table{t}/{s}/{split}": v["mean"] for t in (1, 2) for s, splits in report[f"table{t}"].items()
@@ -73,7 +75,7 @@ def run_tasks(cfg: UnlearnConfig, out_dir: Path, tracker: Tracker | None, seed_r
     """Originals and golds first; a seed's schemes as soon as its original is trained."""
     from tqdm import tqdm
 
-    schemes = list(cfg.unlearning.schemes)
+    schemes = cfg.unlearned
     results = {seed: {"seed": seed, "models": {}} for seed in cfg.seeds}
     todo = deque([Task(s, "original") for s in cfg.seeds] + [Task(s, "gold") for s in cfg.seeds])
 

@@ -1,19 +1,22 @@
 """The fits of the speaker-unlearning protocol, one task each.
 
 For every seed: ``original`` (all speakers) and ``gold`` (without the forget speaker) train from
-the same initial weights; each scheme then unlearns a copy of that seed's original.  A task is one
+the same initial weights; each scheme of the paper's schedule and each registered method
+(:mod:`audioforge.unlearning.methods`) then unlearns a copy of that seed's original.  A task is one
 fit and one nested MLflow run (per-epoch metrics, final scores, confusion matrices, checkpoint);
 tasks of different seeds, and original and gold of one seed, run in parallel processes.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import lightning.pytorch as pl
+import torch
 
 from audioforge import processes
 from audioforge.config import to_dict
@@ -26,6 +29,7 @@ from audioforge.tracking import Tracker, keep_tracking_env, maybe_run
 from audioforge.training import EpochProgress, Stopwatch, configure_threads, make_trainer, quiet_lightning
 from audioforge.unlearning.base_models import BaseModelCache, base_model_key
 from audioforge.unlearning.config import FitConfig, UnlearnConfig
+from audioforge.unlearning.methods import MethodInputs, Plan, method, method_params
 from callbacks.rank_check import RankConsistency
 from callbacks.schedule import PhaseTimer, build_callbacks, total_epochs
 from datamodules.fsdd import FSDDDataModule
@@ -39,7 +43,7 @@ BASE_ROLES = ("original", "gold")
 @dataclass(frozen=True)
 class Task:
     seed: int
-    role: str  # "original", "gold" or a scheme name
+    role: str  # "original", "gold", a scheme of the paper's schedule or a registered method
 
     @property
     def scheme(self) -> str | None:
@@ -83,6 +87,7 @@ def run_task(cfg: UnlearnConfig, task: Task, out_dir: str, tracker: Tracker | No
     folder = seed_folder(Path(out_dir), task.seed) / task.role
     tags = {"audioforge.role": "unlearned" if task.scheme else task.role, "audioforge.model": task.role,
             "audioforge.seed": str(task.seed)}
+    build: Callable[[], Any] | None = None  # a registered method's set-up, timed with its fit
     if task.scheme is None:
         key = base_model_key(cfg, task.role, task.seed, dm.content_key)
         cached = BaseModelCache().load(key) if cfg.reuse_base_models else None
@@ -90,38 +95,46 @@ def run_task(cfg: UnlearnConfig, task: Task, out_dir: str, tracker: Tracker | No
             return reuse_base_model(cfg, task, dm, cached, key, folder, tracker, seed_run_id, tags)
         fit = cfg.original if task.role == "original" else cfg.gold
         model = new_model(cfg, dm, fit, task.seed)
-        split, callbacks = ("full_train" if task.role == "original" else "retain_train"), []
+        split, callbacks, epochs, batch_size = ("full_train" if task.role == "original" else "retain_train"), [], \
+            fit.epochs, fit.batch_size
     else:
         fit = unlearning_fit(cfg)
-        model = new_model(cfg, dm, fit, task.seed)
-        cached = wait_for_original(cfg, task.seed, dm.content_key)
-        if cached is None:
-            raise DataError(f"no trained original model for seed {task.seed} with these settings in "
-                            f"{BaseModelCache().directory}: train it first (task original)")
-        start = cached[0]
-        model.net.load_state_dict(start["net"])
-        model.initial_state = start["initial_state"]
-        split = "retain_train"
-        callbacks = build_callbacks(cfg.unlearning.phases, cfg.unlearning.schemes[task.scheme], task.seed)
+        model = original_copy(cfg, dm, fit, task.seed)
+        if task.role in cfg.methods:
+            build = method_build(cfg, task, dm, model)
+            split, callbacks, epochs, batch_size = "retain_train", [], 0, fit.batch_size
+        else:
+            split, epochs, batch_size = "retain_train", fit.epochs, fit.batch_size
+            callbacks = build_callbacks(cfg.unlearning.phases, cfg.unlearning.schemes[task.scheme], task.seed)
 
     with maybe_run(tracker, task.role, seed_run_id, tags) as run_id:
-        dm.train_split, dm.batch_size = split, fit.batch_size
         logger = tracker.lightning_logger(run_id) if run_id else False
         checks = [RankConsistency(folder / "rank_checksums.json")] if cfg.trainer.distributed else []
         progress = [EpochProgress(processes.progress)]
-        trainer = make_trainer(cfg.trainer, fit.epochs, logger, [*callbacks, *extra_callbacks, *checks, *progress])
-        pl.seed_everything(task.seed + 1, verbose=False)
+        fitted, trainer = model, None
         with Stopwatch() as sw, keep_tracking_env():
-            trainer.fit(model, datamodule=dm)
+            if build is not None:
+                plan = build()
+                fitted, split, epochs, batch_size = plan.module, plan.train_split, plan.epochs, plan.batch_size
+                callbacks = list(plan.callbacks)
+            if fitted is not None:
+                dm.train_split, dm.batch_size = split, batch_size
+                trainer = make_trainer(cfg.trainer, epochs, logger, [*callbacks, *extra_callbacks, *checks, *progress])
+                pl.seed_everything(task.seed + 1, verbose=False)
+                trainer.fit(fitted, datamodule=dm)
         timer = next((c for c in callbacks if isinstance(c, PhaseTimer)), None)
-        entry: dict[str, Any] = {"seed": task.seed, "role": task.role, "train_split": split, "epochs": fit.epochs,
+        entry: dict[str, Any] = {"seed": task.seed, "role": task.role, "train_split": split, "epochs": epochs,
                                  "seconds": sw.seconds, "phase_seconds": dict(timer.seconds) if timer else {},
                                  "run_id": run_id}
         ckpt = None
         if cfg.save_checkpoints:  # a collective under DDP: every rank calls it, rank 0 writes
             ckpt = folder / "model.ckpt"
-            trainer.save_checkpoint(ckpt)
-        if trainer.is_global_zero:
+            if trainer is not None:
+                trainer.save_checkpoint(ckpt)
+            elif is_rank_zero():
+                folder.mkdir(parents=True, exist_ok=True)
+                torch.save({"state_dict": {f"net.{k}": v for k, v in model.net.state_dict().items()}}, ckpt)
+        if trainer.is_global_zero if trainer is not None else is_rank_zero():
             folder.mkdir(parents=True, exist_ok=True)
             scores = score_model(model, dm)
             entry["metrics"] = {name: s.metrics for name, s in scores.items()}
@@ -134,6 +147,33 @@ def run_task(cfg: UnlearnConfig, task: Task, out_dir: str, tracker: Tracker | No
                 weights = {"net": model.net.state_dict(), "initial_state": model.initial_state}
                 BaseModelCache().save(key, weights, {**entry, "run_id": None}, replace=not cfg.reuse_base_models)
     return entry
+
+
+def original_copy(cfg: UnlearnConfig, dm: FSDDDataModule, fit: FitConfig, seed: int) -> ClassifierModule:
+    """A classifier holding seed ``seed``'s trained original (from the base-model cache)."""
+    model = new_model(cfg, dm, fit, seed)
+    cached = wait_for_original(cfg, seed, dm.content_key)
+    if cached is None:
+        raise DataError(f"no trained original model for seed {seed} with these settings in "
+                        f"{BaseModelCache().directory}: train it first (task original)")
+    start = cached[0]
+    model.net.load_state_dict(start["net"])
+    model.initial_state = start["initial_state"]
+    return model
+
+
+def method_build(cfg: UnlearnConfig, task: Task, dm: FSDDDataModule, model: ClassifierModule) -> Callable[[], Plan]:
+    """The set-up of registered method ``task.role`` on ``model``'s network (run inside the timed block)."""
+    params = method_params(task.role, cfg.methods[task.role], f"methods.{task.role}")
+    inputs = MethodInputs(net=model.net, original=copy.deepcopy(model.net).eval(), forget=dm.tensors("forget"),
+                          retain=dm.tensors("retain_train"), num_classes=dm.num_classes, seed=task.seed,
+                          channels_last=cfg.trainer.use_channels_last)
+    return lambda: method(task.role).build(inputs, params)
+
+
+def method_epochs(cfg: UnlearnConfig, name: str) -> int:
+    """The epochs method ``name`` trains for (0 for methods that do not train)."""
+    return getattr(method_params(name, cfg.methods[name], f"methods.{name}"), "epochs", 0)
 
 
 def wait_for_original(cfg: UnlearnConfig, seed: int, content_key: str, seconds: float = 600.0):
@@ -179,9 +219,12 @@ def record(cfg: UnlearnConfig, task: Task, dm: FSDDDataModule, ckpt: Path | None
     tracker.log_metrics(run_id, metrics)
     scores = {k: entry[k] for k in ("seed", "role", "train_split", "epochs", "metrics", "confusion")}
     tracker.client.log_dict(run_id, scores, "scores.json")
-    if task.scheme:
+    if task.scheme in cfg.unlearning.schemes:
         schedule = {"phases": to_dict(cfg.unlearning.phases), "scheme_ops": to_dict(cfg.unlearning.schemes[task.scheme])}
         tracker.client.log_dict(run_id, schedule, "schedule.json")
+    elif task.scheme in cfg.methods:
+        params = method_params(task.scheme, cfg.methods[task.scheme], f"methods.{task.scheme}")
+        tracker.client.log_dict(run_id, {"method": task.scheme, "params": to_dict(params)}, "method.json")
     for png in pngs:
         tracker.log_artifact(run_id, png, "plots")
     if ckpt is not None:

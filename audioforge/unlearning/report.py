@@ -97,11 +97,12 @@ def markdown(report: dict[str, Any]) -> str:
              + ", ".join(f"{k} {v}" for k, v in report["split_sizes"].items()) + ".", ""]
     for key, title in (("table1", "Table 1: macro F1 after minus before unlearning"),
                        ("table2", "Table 2: macro F1 unlearned minus gold")):
-        lines += [f"## {title}", "", "| scheme | test | excluded | paper test | paper excluded |", "|---|---|---|---|---|"]
+        lines += [f"## {title}", "", "| scheme or method | test | excluded | paper test | paper excluded |",
+                  "|---|---|---|---|---|"]
         for s in schemes:
-            paper = report["paper"][key].get(s, {})
-            lines.append(f"| {s} | {_fmt(report[key][s]['test'])} | {_fmt(report[key][s]['excluded'])} | "
-                         f"{paper.get('test', float('nan')):+.4f} | {paper.get('excluded', float('nan')):+.4f} |")
+            paper = report["paper"][key].get(s)
+            cited = f"{paper['test']:+.4f} | {paper['excluded']:+.4f}" if paper else "- | -"
+            lines.append(f"| {s} | {_fmt(report[key][s]['test'])} | {_fmt(report[key][s]['excluded'])} | {cited} |")
         lines.append("")
     lines += ["## All metrics (mean ± std)", "", "| model | split | accuracy | precision | recall | macro F1 |",
               "|---|---|---|---|---|---|"]

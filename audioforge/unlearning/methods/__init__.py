@@ -1,0 +1,108 @@
+"""Unlearning methods by name, one file each, run beside the paper's phase schedules.
+
+A method registers its hyperparameters (a dataclass whose defaults are its documented settings)
+and a ``build`` function with ``@register_method("name", Params)``::
+
+    build(inputs: MethodInputs, params) -> Plan
+
+``inputs`` holds a copy of the original model's network to change in place, a frozen copy of the
+original, the forget and retain tensors (features, labels) and the seed; the returned
+:class:`Plan` says what ``Trainer.fit`` trains (a LightningModule, usually an
+:class:`~lightning_modules.unlearning.UnlearningModule` subclass), over which datamodule split,
+for how many epochs and with which batch size, or that nothing is trained (the method changed
+the network in ``build``).  The command then scores ``inputs.net``.  Adding one is a new file
+here plus its import at the bottom of this file; the config check, the CLI help and the
+benchmark take the names from :data:`METHODS`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from audioforge.errors import ConfigError
+
+
+@dataclass
+class MethodInputs:
+    net: nn.Module                              # the original's network, to unlearn in place
+    original: nn.Module                         # a frozen copy of the original network
+    forget: tuple[torch.Tensor, torch.Tensor]   # features, labels
+    retain: tuple[torch.Tensor, torch.Tensor]
+    num_classes: int
+    seed: int
+    channels_last: bool = True
+
+
+@dataclass
+class Plan:
+    module: Any | None                 # the LightningModule Trainer.fit trains; None: no training
+    train_split: str = "retain_train"  # the datamodule split the fit iterates ("retain_train" or "forget")
+    epochs: int = 0
+    batch_size: int = 16
+    callbacks: list = field(default_factory=list)
+
+
+@dataclass
+class TrainingParams:
+    """What every trained method has; a method's params dataclass extends it."""
+
+    epochs: int = 5
+    lr: float = 1e-3
+    batch_size: int = 16
+
+    def validate(self, path: str) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise ConfigError(f"{path}: epochs and batch_size must be >= 1 and lr > 0, got {self.epochs}, "
+                              f"{self.batch_size} and {self.lr}")
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    params: type
+    build: Callable[[MethodInputs, Any], Plan]
+    doc: str = ""
+
+
+METHODS: dict[str, Method] = {}
+
+
+def register_method(name: str, params: type):
+    def wrap(build: Callable) -> Callable:
+        METHODS[name] = Method(name, params, build, _summary(build))
+        return build
+
+    return wrap
+
+
+def _summary(build: Callable) -> str:
+    import sys
+
+    doc = (sys.modules[build.__module__].__doc__ or "").strip()
+    return doc.splitlines()[0] if doc else ""
+
+
+def method(name: str) -> Method:
+    if name not in METHODS:
+        raise ConfigError(f"unknown unlearning method {name!r} (known: {', '.join(METHODS)})")
+    return METHODS[name]
+
+
+def method_params(name: str, values: dict[str, Any] | None, path: str) -> Any:
+    """The method's params dataclass from ``values`` (unknown keys refused, naming ``path``)."""
+    from audioforge.config import from_dict
+
+    return from_dict(method(name).params, dict(values or {}), path)  # from_dict runs its validate
+
+
+def params_dict(params: Any) -> dict[str, Any]:
+    return dataclasses.asdict(params)
+
+
+from audioforge.unlearning.methods import (finetune, gradient_ascent, l1_sparse, neggrad_plus,  # noqa: E402,F401
+                                           random_label, salun, scrub, ssd)
