@@ -1,0 +1,57 @@
+"""The per-example epsilon estimator and the forgetting-quality score, on distributions with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from audioforge.errors import ConfigError
+from audioforge.unlearning.forgetting import (example_epsilons, example_scores, forgetting_quality, logit_margin,
+                                              max_epsilon, worst_score)
+
+
+def test_identical_outputs_score_best_and_disjoint_ones_worst():
+    rng = np.random.default_rng(0)
+    gold = rng.normal(size=(32, 50))
+    same = forgetting_quality(gold, gold.copy())
+    assert same["forgetting_quality"] == 1.0 and same["epsilon_median"] == 0.0
+    apart = forgetting_quality(gold, gold + 100.0)
+    assert apart["separable_share"] == 1.0 and apart["epsilon_median"] == pytest.approx(max_epsilon(32))
+    assert apart["forgetting_quality"] == apart["worst_possible"] == worst_score(32) == 2 / 2 ** 7
+
+
+def test_the_score_falls_as_the_unlearned_distribution_moves_away():
+    rng = np.random.default_rng(1)
+    gold = rng.normal(size=(32, 400))
+    scores = [forgetting_quality(gold, rng.normal(loc=shift, size=(32, 400)))["forgetting_quality"]
+              for shift in (0.0, 0.5, 1.0, 2.0, 4.0)]
+    assert all(a > b for a, b in zip(scores, scores[1:])), scores
+    # two samples of one distribution: high, but below identical outputs (the estimate's own noise)
+    assert 0.3 < scores[0] < 1.0
+
+
+def test_one_threshold_gives_the_textbook_bound():
+    """Gold all at 0, unlearned: one of 4 at 0, three at 1.  At the threshold 0.5 no gold output is
+    above (FPR 0/4) and one unlearned is below (FNR 1/4); smoothed, 1/6 and 2/6.  The bound
+    ``(1 - delta - FNR) / FPR`` is the largest of all thresholds."""
+    gold = np.zeros((4, 1))
+    unlearned = np.array([[0.0], [1.0], [1.0], [1.0]])
+    eps = example_epsilons(gold, unlearned, delta=0.01)
+    assert eps[0] == pytest.approx(np.log((0.99 - 2 / 6) / (1 / 6)))
+    assert example_scores(eps)[0] == 2 / 2 ** (1 + np.floor(eps[0] / 0.5))
+
+
+def test_scores_halve_per_half_unit_of_epsilon():
+    assert example_scores(np.array([0.0, 0.49, 0.5, 1.2])).tolist() == [1.0, 1.0, 0.5, 0.25]
+
+
+def test_logit_margin_is_true_class_minus_best_other():
+    logits = np.array([[[2.0, 1.0, 0.5], [0.0, 3.0, 1.0]]])  # one model, two examples
+    assert logit_margin(logits, np.array([0, 2])).tolist() == [[1.0, -2.0]]
+
+
+def test_too_few_models_or_mismatched_examples_are_refused():
+    with pytest.raises(ConfigError, match="at least 4 gold and 4 unlearned models, got 3 and 32"):
+        forgetting_quality(np.zeros((3, 5)), np.zeros((32, 5)))
+    with pytest.raises(ValueError, match="same examples"):
+        forgetting_quality(np.zeros((8, 5)), np.zeros((8, 6)))
