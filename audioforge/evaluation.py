@@ -1,4 +1,5 @@
-"""Scoring trained classifiers: metrics per split, confusion matrices, membership inference."""
+"""Scoring trained classifiers: metrics per split, confusion matrices, membership inference,
+output divergence and linear probes."""
 
 from __future__ import annotations
 
@@ -31,31 +32,95 @@ def score_split(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, num_cl
     return SplitScores({k: float(v) for k, v in metrics.items()}, confusion, logits, y)
 
 
-def membership_inference(members: SplitScores, non_members: SplitScores, target: SplitScores,
-                         seed: int = 0) -> dict[str, float]:
-    """A loss-threshold style attack: logistic regression on per-sample log-loss, trained to tell
-    ``members`` (training data) from ``non_members`` (held-out data, equal numbers drawn from
-    both), then applied to ``target`` (the forget set).
+def attack_features(scores: SplitScores) -> np.ndarray:
+    """Per clip: the true class's probability, the prediction's entropy and the log of the loss
+    (what black-box membership attacks read from a classifier's outputs)."""
+    logp = F.log_softmax(scores.logits.double(), dim=1)
+    p_true = logp.gather(1, scores.labels[:, None])[:, 0].exp()
+    entropy = -(logp.exp() * logp).sum(1)
+    loss = np.log(scores.losses.astype(np.float64) + 1e-12)
+    return np.column_stack([p_true.numpy(), entropy.numpy(), loss])
 
-    Returns the attack's 5-fold accuracy on members vs non-members (0.5 = no signal) and
-    ``target_member_rate``, the share of the target it calls members: an unlearned model should
-    sit near the gold model's rate, the original model (which trained on the target) above it."""
+
+def membership_inference(members: SplitScores, non_members: SplitScores, target: SplitScores,
+                         target_non_members: SplitScores | None = None, seed: int = 0) -> dict[str, float]:
+    """A membership attack: standardised logistic regression on :func:`attack_features`, trained
+    to tell ``members`` (training clips) from ``non_members`` (held-out clips; equal numbers drawn
+    from both), then applied to ``target`` (the forget set).
+
+    - ``attack_accuracy``: 5-fold accuracy on members vs non-members (0.5 = no signal);
+    - ``target_member_rate``: the share of ``target`` it calls members (SalUn's "MIA efficacy" is
+      one minus this);
+    - ``target_auc`` (with ``target_non_members``: clips of the target's distribution no model
+      trained on): the attack's AUC at telling ``target`` from them.  On the original model,
+      which trained on the target, an AUC above 0.5 is the attack's power; an unlearned model
+      should come out where the gold model does."""
     from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
     rng = np.random.default_rng(seed)
-    m_loss, n_loss = members.losses, non_members.losses
-    n = min(len(m_loss), len(n_loss))
-    m_loss = rng.choice(m_loss, n, replace=False)
-    n_loss = rng.choice(n_loss, n, replace=False)
-    features = np.log(np.concatenate([m_loss, n_loss]) + 1e-12)[:, None]
+    m, nm = attack_features(members), attack_features(non_members)
+    n = min(len(m), len(nm))
+    features = np.concatenate([m[rng.choice(len(m), n, replace=False)], nm[rng.choice(len(nm), n, replace=False)]])
     labels = np.r_[np.ones(n), np.zeros(n)]
-    attack = LogisticRegression()
+    attack = make_pipeline(StandardScaler(), LogisticRegression())
     cv = cross_val_score(attack, features, labels, cv=5, scoring="accuracy")
     attack.fit(features, labels)
-    target_features = np.log(target.losses + 1e-12)[:, None]
-    return {
+    target_features = attack_features(target)
+    out = {
         "attack_accuracy": float(cv.mean()),
         "target_member_rate": float(attack.predict(target_features).mean()),
         "target_member_probability": float(attack.predict_proba(target_features)[:, 1].mean()),
     }
+    if target_non_members is not None:
+        held = attack_features(target_non_members)
+        truth = np.r_[np.ones(len(target_features)), np.zeros(len(held))]
+        score = attack.predict_proba(np.concatenate([target_features, held]))[:, 1]
+        out["target_auc"] = float(roc_auc_score(truth, score))
+        # the plainest attack, for comparison: lower loss = member
+        out["target_loss_auc"] = float(roc_auc_score(truth, -np.r_[target.losses, target_non_members.losses]))
+    return out
+
+
+def js_divergence(logits_p: torch.Tensor, logits_q: torch.Tensor) -> float:
+    """Mean over clips of the Jensen-Shannon divergence (bits, in [0, 1]) between the softmax outputs."""
+    p, q = F.softmax(logits_p.double(), dim=1), F.softmax(logits_q.double(), dim=1)
+    m = (p + q) / 2
+
+    def kl(a, b):
+        return torch.where(a > 0, a * (a.clamp_min(1e-300).log2() - b.clamp_min(1e-300).log2()), 0.0).sum(1)
+
+    return float(((kl(p, m) + kl(q, m)) / 2).mean())
+
+
+@torch.no_grad()
+def penultimate_features(net: torch.nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """The input of the network's last linear layer (what the classifier head separates)."""
+    last = [m for m in net.modules() if isinstance(m, torch.nn.Linear)][-1]
+    captured: list[torch.Tensor] = []
+    handle = last.register_forward_hook(lambda module, inputs, output: captured.append(inputs[0].detach().cpu()))
+    try:
+        predict_logits(net, x, batch_size)
+    finally:
+        handle.remove()
+    return torch.cat(captured)
+
+
+def probe_auc(group: torch.Tensor, others: torch.Tensor, seed: int = 0) -> float:
+    """5-fold AUC of a linear probe (standardised logistic regression) telling ``group`` features
+    from ``others`` (equal numbers drawn from both): how recognisable the group is."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(seed)
+    n = min(len(group), len(others))
+    a = group.numpy()[rng.choice(len(group), n, replace=False)]
+    b = others.numpy()[rng.choice(len(others), n, replace=False)]
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    return float(cross_val_score(probe, np.concatenate([a, b]), np.r_[np.ones(n), np.zeros(n)], cv=5,
+                                 scoring="roc_auc").mean())

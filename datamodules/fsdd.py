@@ -5,7 +5,11 @@ Splits (deterministic per seed):
 - ``forget``: every clip of the forget speaker(s) (one speaker: 500 clips);
 - the retained clips split, stratified by digit, into ``retain_train`` / ``val`` / ``test``
   (one speaker forgotten: 2025 / 225 / 250, the unlearning paper's sizes);
-- ``full_train`` = ``retain_train`` + ``forget`` (2525), what the original model learns from.
+- ``full_train`` = ``retain_train`` + ``forget`` (2525), what the original model learns from;
+- with ``forget_holdout > 0``, that share of the forget speakers' clips (stratified by digit)
+  becomes ``forget_holdout``: clips of the forgotten speaker no model trains on, the non-members
+  of the same distribution a membership attack needs to show its power (``forget`` keeps the
+  rest; 0 by default, the paper's split).
 
 ``forget_speakers=[]`` (distillation, plain classification) stratifies all 3,000 clips:
 ``full_train`` / ``val`` / ``test`` = 2457 / 243 / 300.
@@ -31,9 +35,13 @@ class FSDDDataModule(AudioDataModule):
     class_names = [str(d) for d in range(10)]
 
     def __init__(self, root: str | Path, forget_speakers: list[str] = ("george",), val_fraction: float = 0.09,
-                 test_fraction: float = 0.10, download: bool = True, train_split: str = "full_train", **kwargs):
+                 test_fraction: float = 0.10, download: bool = True, train_split: str = "full_train",
+                 forget_holdout: float = 0.0, **kwargs):
         super().__init__(root, train_split=train_split, **kwargs)
         self.forget_speakers = list(forget_speakers)
+        self.forget_holdout = forget_holdout
+        if not 0 <= forget_holdout < 1:
+            raise ConfigError(f"data.forget_holdout must be in [0, 1), got {forget_holdout}")
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.download = download
         if not 0 < val_fraction < 1 or not 0 < test_fraction < 1 or val_fraction + test_fraction >= 1:
@@ -87,5 +95,15 @@ class FSDDDataModule(AudioDataModule):
             raise DataError(f"cannot split {n} retained FSDD clips into stratified train/val/test "
                             f"({self.val_fraction}/{self.test_fraction}): {exc}") from None
         train, val, test = np.sort(train), np.sort(val), np.sort(test)
-        return {"retain_train": train, "val": val, "test": test, "forget": forget,
-                "full_train": np.sort(np.concatenate([train, forget]))}
+        splits = {"retain_train": train, "val": val, "test": test}
+        if self.forget_holdout > 0:
+            try:
+                forget, held = train_test_split(forget, test_size=self.forget_holdout, stratify=labels[forget],
+                                                random_state=self.seed)
+            except ValueError as exc:
+                raise DataError(f"cannot hold out {self.forget_holdout} of the {len(forget)} forget clips "
+                                f"stratified by digit: {exc}") from None
+            forget, splits["forget_holdout"] = np.sort(forget), np.sort(held)
+        splits["forget"] = forget
+        splits["full_train"] = np.sort(np.concatenate([train, forget]))
+        return splits

@@ -89,3 +89,16 @@ def test_full_batches_only_make_rank_shards_exactly_the_single_process_batches()
     assert len(single) == len(ranks[0]) == len(ranks[1]) == 303 // 16
     for k, batch in enumerate(single):
         assert sorted(batch) == sorted(ranks[0][k] + ranks[1][k])
+
+
+def test_forget_holdout_keeps_same_speaker_clips_out_of_every_training_split(data_root):
+    dm = FSDDDataModule(data_root, forget_speakers=["george"], forget_holdout=0.2, download=False)
+    dm.setup()
+    held, forget = set(dm.splits["forget_holdout"].tolist()), set(dm.splits["forget"].tolist())
+    assert (len(held), len(forget)) == (100, 400) and not held & forget
+    assert set(dm.groups("forget_holdout")) == {"george"}
+    assert not held & set(dm.splits["full_train"].tolist())
+    assert sorted(dm.y[dm.splits["forget_holdout"]].tolist()) == sorted(list(range(10)) * 10)  # stratified
+    # the retained splits are the paper's, unchanged by the hold-out
+    assert {k: dm.split_size(k) for k in ("retain_train", "val", "test")} == {"retain_train": 2025, "val": 225,
+                                                                              "test": 250}

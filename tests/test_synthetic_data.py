@@ -51,10 +51,15 @@ def test_unlearn_quick_path_and_tracking_on_a_synthetic_tree(synthetic_fsdd, mlf
     out = tmp_path / "unlearn"
     assert main(["unlearn", *UNLEARN_TINY, "--data", str(synthetic_fsdd), "--output", str(out),
                  f"tracking.store={mlflow_store}", "tracking.experiment=synthetic-unlearn",
-                 "methods={ssd: {}, neggrad_plus: {epochs: 1}}"]) == 0
+                 "methods={ssd: {}, neggrad_plus: {epochs: 1}}", "data.forget_holdout=0.2"]) == 0
     report = json.loads((out / "report.json").read_text())
+    assert report["forgetting"]["gold"]["js_to_gold"]["mean"] == 0.0
+    for model in ("original", "gold", "base", "ssd", "neggrad_plus"):
+        measures = report["forgetting"][model]
+        assert 0 <= measures["probe_auc"]["mean"] <= 1 and 0 <= measures["attack_auc_forget_vs_held_out"]["mean"] <= 1
+        assert model == "gold" or measures["js_to_gold"]["mean"] > 0
     assert list(report["table1"]) == ["base", "all_bn", "conv_bn", "ssd", "neggrad_plus"]
-    assert report["split_sizes"]["excluded"] == 60
+    assert report["split_sizes"]["excluded"] == 48  # 60 clips of the speaker, 12 held out
     assert report["timing"]["unlearn_epochs_over_gold_epochs"]["ssd"] == 0  # dampening, no training
     assert (out / "seed-0" / "ssd" / "model.ckpt").is_file()
     found = runs(mlflow_store, "synthetic-unlearn")

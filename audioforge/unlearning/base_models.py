@@ -21,7 +21,7 @@ import torch
 from audioforge.config import to_dict
 from datamodules.cache import cache_key, default_cache_dir
 
-VERSION = "1"
+VERSION = "2"  # 2: entries carry the probe AUC and the attack's new features
 
 
 def base_model_key(cfg, role: str, seed: int, content_key: str) -> str:
@@ -30,7 +30,8 @@ def base_model_key(cfg, role: str, seed: int, content_key: str) -> str:
     return cache_key(kind="unlearning-base-model", version=VERSION, role=role, seed=seed, data=content_key,
                      forget=sorted(d.forget_speakers), fractions=[d.val_fraction, d.test_fraction],
                      model=to_dict(cfg.model), fit=asdict(fit), precision=cfg.trainer.precision,
-                     **({"drop_last": True} if d.drop_last else {}))  # absent when false: older keys stay valid
+                     **({"drop_last": True} if d.drop_last else {}),  # absent when false: older keys stay valid
+                     **({"forget_holdout": d.forget_holdout} if d.forget_holdout else {}))
 
 
 class BaseModelCache:

@@ -24,6 +24,9 @@ class DataConfig(DatasetConfig):
     val_fraction: float = 0.09          # of retained clips: 225 of 2500
     test_fraction: float = 0.10         # 250 of 2500
     drop_last: bool = False             # drop each epoch's last partial batch (exact DDP = one-process runs)
+    # share of the forget speakers' clips no model trains on: the membership attack's same-speaker
+    # non-members (0 = the paper's split: every clip of the speaker is in the forget set)
+    forget_holdout: float = 0.0
 
     def validate(self, path: str = "data") -> None:
         if self.dataset != "fsdd":

@@ -50,6 +50,8 @@ def run_experiment(cfg: UnlearnConfig, progress: bool = True) -> tuple[Path, dic
     check_schedule(cfg.unlearning.phases, cfg.unlearning.schemes, new_model(cfg, dm, cfg.original, cfg.seeds[0]).net)
     split_sizes = {"test": dm.split_size("test"), "excluded": dm.split_size("forget"), "val": dm.split_size("val"),
                    "retain_train": dm.split_size("retain_train"), "full_train": dm.split_size("full_train")}
+    if "forget_holdout" in dm.splits:
+        split_sizes["excluded_held_out"] = dm.split_size("forget_holdout")
     started = time.perf_counter()
     with Run("unlearn", cfg.name, cfg.output_dir, cfg.tracking, {"audioforge.role": "experiment"}, to_dict(cfg)) as run:
         seed_runs = {}

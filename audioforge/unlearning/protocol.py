@@ -22,7 +22,8 @@ from audioforge import processes
 from audioforge.config import to_dict
 from audioforge.distributed import is_rank_zero
 from audioforge.errors import DataError
-from audioforge.evaluation import SplitScores, membership_inference, score_split
+from audioforge.evaluation import (SplitScores, membership_inference, penultimate_features, probe_auc,
+                                   score_split)
 from audioforge.paths import data_root
 from audioforge.plots import confusion_figure, save
 from audioforge.tracking import Tracker, keep_tracking_env, maybe_run
@@ -54,7 +55,7 @@ def build_datamodule(cfg: UnlearnConfig, seed: int) -> FSDDDataModule:
     d = cfg.data
     return FSDDDataModule(data_root(d.root), forget_speakers=d.forget_speakers, val_fraction=d.val_fraction,
                           test_fraction=d.test_fraction, download=d.download, features=cfg.features,
-                          seed=seed, cache_dir=d.cache_dir, drop_last=d.drop_last)
+                          seed=seed, cache_dir=d.cache_dir, drop_last=d.drop_last, forget_holdout=d.forget_holdout)
 
 
 def new_model(cfg: UnlearnConfig, dm: FSDDDataModule, fit: FitConfig, seed: int) -> ClassifierModule:
@@ -139,9 +140,7 @@ def run_task(cfg: UnlearnConfig, task: Task, out_dir: str, tracker: Tracker | No
             scores = score_model(model, dm)
             entry["metrics"] = {name: s.metrics for name, s in scores.items()}
             entry["confusion"] = {name: scores[name].confusion.tolist() for name in ("test", "excluded")}
-            if cfg.membership_inference:
-                entry["membership"] = membership_inference(scores["retain_train"], scores["test"],
-                                                           scores["excluded"], seed=task.seed)
+            entry |= measures(cfg, model, dm, scores, folder, task.seed)
             record(cfg, task, dm, ckpt, entry, folder, tracker, run_id)
             if task.scheme is None:
                 weights = {"net": model.net.state_dict(), "initial_state": model.initial_state}
@@ -189,8 +188,14 @@ def wait_for_original(cfg: UnlearnConfig, seed: int, content_key: str, seconds: 
 def reuse_base_model(cfg: UnlearnConfig, task: Task, dm: FSDDDataModule, cached, key: str, folder: Path,
                      tracker: Tracker | None, seed_run_id: str | None, tags: dict[str, str]) -> dict[str, Any]:
     """A base model from the cache: its recorded scores, a run saying where it came from, no training."""
-    _, entry = cached
+    weights, entry = cached
     folder.mkdir(parents=True, exist_ok=True)
+    if is_rank_zero():  # this output folder's copy of the forget logits the report compares
+        model = new_model(cfg, dm, cfg.original, task.seed)
+        model.net.load_state_dict(weights["net"])
+        path = folder / "forget_logits.pt"
+        torch.save(score_split(model, *dm.tensors("forget"), dm.num_classes).logits, path)
+        entry = {**entry, "forget_logits": str(path)}
     with maybe_run(tracker, task.role, seed_run_id, {**tags, "audioforge.reused": "true"}) as run_id:
         entry = {**entry, "run_id": run_id, "reused": True, "cache_key": key}
         if run_id:
@@ -201,7 +206,27 @@ def reuse_base_model(cfg: UnlearnConfig, task: Task, dm: FSDDDataModule, cached,
 
 
 def score_model(model: ClassifierModule, dm: FSDDDataModule) -> dict[str, SplitScores]:
-    return {name: score_split(model, *dm.tensors(split), dm.num_classes) for name, split in EVAL_SPLITS.items()}
+    splits = {**EVAL_SPLITS, **({"forget_holdout": "forget_holdout"} if "forget_holdout" in dm.splits else {})}
+    return {name: score_split(model, *dm.tensors(split), dm.num_classes) for name, split in splits.items()}
+
+
+def measures(cfg: UnlearnConfig, model: ClassifierModule, dm: FSDDDataModule, scores: dict[str, SplitScores],
+             folder: Path, seed: int) -> dict[str, Any]:
+    """What a model's entry holds beyond its metrics: the membership attack (with its AUC on forget
+    against same-speaker held-out clips when the split has them), the linear probe's AUC at telling
+    the forget speaker's penultimate features from the other speakers', and where its forget-set
+    logits are (the report compares them with the gold model's)."""
+    out: dict[str, Any] = {}
+    if cfg.membership_inference:
+        out["membership"] = membership_inference(scores["retain_train"], scores["test"], scores["excluded"],
+                                                 scores.get("forget_holdout"), seed=seed)
+    out["probe_auc"] = probe_auc(penultimate_features(model, dm.tensors("forget")[0]),
+                                 penultimate_features(model, dm.tensors("retain_train")[0]), seed=seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "forget_logits.pt"
+    torch.save(scores["excluded"].logits, path)
+    out["forget_logits"] = str(path)
+    return out
 
 
 def record(cfg: UnlearnConfig, task: Task, dm: FSDDDataModule, ckpt: Path | None, entry: dict[str, Any],
@@ -214,6 +239,7 @@ def record(cfg: UnlearnConfig, task: Task, dm: FSDDDataModule, ckpt: Path | None
         return
     metrics = {f"final/{split}/{k}": v for split, m in entry["metrics"].items() for k, v in m.items()}
     metrics |= {f"final/membership/{k}": v for k, v in entry.get("membership", {}).items()}
+    metrics |= {"final/probe_auc": entry["probe_auc"]} if "probe_auc" in entry else {}
     metrics |= {"time/fit_seconds": entry["seconds"]}
     metrics |= {f"time/phase/{k}_seconds": v for k, v in entry["phase_seconds"].items()}
     tracker.log_metrics(run_id, metrics)

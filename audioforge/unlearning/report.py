@@ -67,6 +67,7 @@ def build_report(name: str, seeds_results: list[dict[str, Any]], schemes: list[s
     if all("membership" in r["models"]["original"] for r in results):
         report["membership"] = {model: {k: summary([r["models"][model]["membership"][k] for r in results])
                                         for k in results[0]["models"][model]["membership"]} for model in models}
+    report["forgetting"] = forgetting_measures(results, models)
     gold_seconds = [r["models"]["gold"]["seconds"] for r in results]
     report["timing"] = {
         "seconds": {model: summary([r["models"][model]["seconds"] for r in results]) for model in models},
@@ -79,6 +80,30 @@ def build_report(name: str, seeds_results: list[dict[str, Any]], schemes: list[s
     }
     report["paper"] = PAPER
     return report
+
+
+def forgetting_measures(results: list[dict[str, Any]], models: list[str]) -> dict[str, Any]:
+    """Per model, over seeds: the Jensen-Shannon divergence of its forget-set outputs to the gold
+    model's (0 = the gold model's outputs), and the linear probe's AUC at recognising the forget
+    speaker from penultimate features (compare with the gold model's)."""
+    import torch
+
+    from audioforge.evaluation import js_divergence
+
+    out: dict[str, Any] = {}
+    for model in models:
+        entry: dict[str, Any] = {}
+        if all("forget_logits" in r["models"][m] for r in results for m in (model, "gold")):
+            entry["js_to_gold"] = summary([js_divergence(torch.load(r["models"][model]["forget_logits"]),
+                                                         torch.load(r["models"]["gold"]["forget_logits"]))
+                                           for r in results])
+        if all("probe_auc" in r["models"][model] for r in results):
+            entry["probe_auc"] = summary([r["models"][model]["probe_auc"] for r in results])
+        if all("target_auc" in r["models"][model].get("membership", {}) for r in results):
+            entry["attack_auc_forget_vs_held_out"] = summary([r["models"][model]["membership"]["target_auc"]
+                                                              for r in results])
+        out[model] = entry
+    return out
 
 
 def _ms(entry: dict[str, Any]) -> dict[str, float]:
@@ -120,12 +145,24 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append("")
     if "membership" in report:
         lines += ["## Membership inference", "",
-                  "Logistic regression on per-sample log-loss, trained on retain-train (members) vs test "
-                  "(non-members), applied to the excluded speaker.", "",
+                  "Standardised logistic regression on each clip's true-class probability, entropy and log-loss, "
+                  "trained on retain-train (members) vs test (non-members), applied to the excluded speaker.", "",
                   "| model | attack accuracy (members vs non-members) | excluded called member |", "|---|---|---|"]
         for model, m in report["membership"].items():
             lines.append(f"| {model} | {m['attack_accuracy']['mean']:.3f} ± {m['attack_accuracy']['std']:.3f} | "
                          f"{m['target_member_rate']['mean']:.3f} ± {m['target_member_rate']['std']:.3f} |")
+        lines.append("")
+    if any(report.get("forgetting", {}).values()):
+        lines += ["## Forgetting", "",
+                  "Jensen-Shannon divergence (bits) of forget-set outputs to the gold model's; a linear probe's "
+                  "AUC at telling the forget speaker's penultimate features from the other speakers' (compare "
+                  "with gold); the attack's AUC at telling forget clips from held-out clips of the same speaker "
+                  "(with `data.forget_holdout`; the original's value is the attack's power).", "",
+                  "| model | JS to gold | probe AUC | attack AUC, forget vs held-out |", "|---|---|---|---|"]
+        for model, f in report["forgetting"].items():
+            cells = [f"{f[k]['mean']:.4f} ± {f[k]['std']:.4f}" if k in f else "-"
+                     for k in ("js_to_gold", "probe_auc", "attack_auc_forget_vs_held_out")]
+            lines.append(f"| {model} | " + " | ".join(cells) + " |")
         lines.append("")
     t = report["timing"]
     lines += ["## Wall time (seconds per seed)", "", "| model | fit seconds | phases |", "|---|---|---|"]
