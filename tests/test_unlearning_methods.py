@@ -157,3 +157,10 @@ def test_bad_method_names_and_params_are_refused():
         method_params("salun", {"densty": 0.5}, "methods.salun")
     with pytest.raises(ConfigError, match="density must be in"):
         method_params("salun", {"density": 1.5}, "methods.salun")
+
+
+def test_the_unlearning_cnn_takes_the_batchnorm_momentum():
+    """Keras's momentum 0.99 is PyTorch's 0.01: the BatchNorm experiment sets it per model."""
+    net = build_network("unlearning_cnn", (1, 20, 20), 10, bn_momentum=0.01)
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert len(norms) == 4 and {m.momentum for m in norms} == {0.01}
