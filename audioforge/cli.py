@@ -104,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     distill_eval.add_argument("--archs", help="comma-separated architectures to evaluate on")
     table = sub.add_parser("distill-table", help="the distillation paper's tables: table1, table2, ablation, robustness")
     _common_flags(table, "distill-table")
+    bench = sub.add_parser("unlearn-bench", help="every unlearning method and scheme on every forget speaker, "
+                                                  "over seeds, with forgetting quality from many models")
+    _common_flags(bench, "unlearn-bench")
+    bench.add_argument("--jobs", type=int, help="fits run in this many parallel worker processes (0 = one per CPU core)")
     sweep = sub.add_parser("sweep", help="Optuna study over the unlearning procedure, tracked in MLflow")
     sweep.add_argument("--config", action="append", default=[], metavar="FILE",
                        help="sweep YAML (default configs/sweep/quick.yaml)")
@@ -308,6 +312,27 @@ def cmd_distill_table(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_unlearn_bench(args: argparse.Namespace) -> int:
+    import yaml
+
+    from audioforge.config import load_config, to_dict
+    from audioforge.unlearning.bench import BenchConfig
+
+    files = config_files(args, "unlearn-bench")
+    data, args.data = args.data, None
+    cfg = load_config(BenchConfig, files, collect_overrides(args) + ([f"data_root={data}"] if data else []))
+    if args.print_config:
+        print(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        return 0
+    from audioforge.unlearning.bench import run_bench
+
+    out_dir, report = run_bench(cfg, files[-1].parent, progress=not args.quiet)
+    print(f"report: {out_dir / 'report.md'}")
+    if "mlflow" in report:
+        print(f"mlflow: run {report['mlflow']['run_id']} in {report['mlflow']['tracking_uri']}")
+    return 0
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     import yaml
 
@@ -344,10 +369,10 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return serve(Path(args.store), storage, args.host, args.mlflow_port, args.dashboard_port)
 
 
-DEFAULT_PRESET = {"unlearn": "paper", "sweep": "quick", "classify": "default", "rir": "default", "distill": "default",
+DEFAULT_PRESET = {"unlearn": "paper", "unlearn-bench": "benchmark", "sweep": "quick", "classify": "default", "rir": "default", "distill": "default",
                   "distill-table": "table1"}
 DISTILL_COMMANDS = ("buffer", "distill", "distill-eval")
-COMMANDS = {"unlearn": cmd_unlearn, "classify": cmd_classify, "rir": cmd_rir, "buffer": cmd_buffer,
+COMMANDS = {"unlearn": cmd_unlearn, "unlearn-bench": cmd_unlearn_bench, "classify": cmd_classify, "rir": cmd_rir, "buffer": cmd_buffer,
             "distill": cmd_distill, "distill-eval": cmd_distill_eval, "distill-table": cmd_distill_table, "sweep": cmd_sweep, "ui": cmd_ui}
 
 

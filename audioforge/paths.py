@@ -18,3 +18,9 @@ def data_root(configured: str | None) -> Path:
 
 def preset(command: str, name: str) -> Path:
     return CONFIG_DIR / command / f"{name}.yaml"
+
+
+def beside(path: str | Path, config_dir: Path) -> Path:
+    """A path a config names: as given when absolute or existing, else relative to the config's folder."""
+    p = Path(path)
+    return p if p.is_absolute() or p.exists() else config_dir / p

@@ -11,6 +11,7 @@ import optuna
 
 from audioforge.config import load_config
 from audioforge.errors import ConfigError
+from audioforge.paths import beside
 from audioforge.unlearning.config import UnlearnConfig
 from sweeps.config import ParamSpec, SweepConfig
 
@@ -47,7 +48,7 @@ def trial_config(sweep: SweepConfig, values: dict[str, Any], base_dir: Path) -> 
     if sweep.seeds is not None:
         overrides.append(f"seeds={list(sweep.seeds)}")
     try:
-        cfg = load_config(UnlearnConfig, [resolve(sweep.unlearn_config, base_dir)], overrides)
+        cfg = load_config(UnlearnConfig, [beside(sweep.unlearn_config, base_dir)], overrides)
     except ConfigError as exc:
         raise ConfigError(f"search space: {exc}") from None
     if cfg.trainer.distributed:
@@ -59,11 +60,6 @@ def trial_config(sweep: SweepConfig, values: dict[str, Any], base_dir: Path) -> 
         raise ConfigError(f"search space: unknown scheme {scheme!r} (schemes: {', '.join(cfg.unlearning.schemes)})")
     cfg.unlearning.schemes = {scheme: cfg.unlearning.schemes[scheme]}
     return cfg, scheme
-
-
-def resolve(path: str, base_dir: Path) -> Path:
-    p = Path(path)
-    return p if p.is_absolute() or p.exists() else base_dir / p
 
 
 def check_space(sweep: SweepConfig, base_dir: Path) -> None:

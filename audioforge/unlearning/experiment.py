@@ -36,9 +36,9 @@ def total_epochs_of(cfg: UnlearnConfig) -> int:
     return per_seed * len(cfg.seeds)
 
 
-def run_experiment(cfg: UnlearnConfig, progress: bool = True) -> tuple[Path, dict[str, Any]]:
+def run_experiment(cfg: UnlearnConfig, progress: bool = True, parent_id: str | None = None) -> tuple[Path, dict[str, Any]]:
     """Run the experiment; returns the report folder and the report (empty on ranks other than 0,
-    which run the same fits untracked)."""
+    which run the same fits untracked).  ``parent_id`` nests its MLflow run (a benchmark's cell)."""
     if cfg.trainer.distributed and not is_rank_zero():
         out_dir = output_folder("unlearn", cfg.name, cfg.output_dir)
         run_tasks(cfg, out_dir, None, {}, progress=False)
@@ -53,7 +53,8 @@ def run_experiment(cfg: UnlearnConfig, progress: bool = True) -> tuple[Path, dic
     if "forget_holdout" in dm.splits:
         split_sizes["excluded_held_out"] = dm.split_size("forget_holdout")
     started = time.perf_counter()
-    with Run("unlearn", cfg.name, cfg.output_dir, cfg.tracking, {"audioforge.role": "experiment"}, to_dict(cfg)) as run:
+    with Run("unlearn", cfg.name, cfg.output_dir, cfg.tracking, {"audioforge.role": "experiment"}, to_dict(cfg),
+             parent_id=parent_id) as run:
         seed_runs = {}
         if run.id:
             seed_runs = {seed: run.tracker.create_run(f"seed {seed}", run.id, {"audioforge.role": "seed",

@@ -194,7 +194,8 @@ def reuse_base_model(cfg: UnlearnConfig, task: Task, dm: FSDDDataModule, cached,
         model = new_model(cfg, dm, cfg.original, task.seed)
         model.net.load_state_dict(weights["net"])
         path = folder / "forget_logits.pt"
-        torch.save(score_split(model, *dm.tensors("forget"), dm.num_classes).logits, path)
+        forget = score_split(model, *dm.tensors("forget"), dm.num_classes)
+        torch.save({"logits": forget.logits, "labels": forget.labels}, path)
         entry = {**entry, "forget_logits": str(path)}
     with maybe_run(tracker, task.role, seed_run_id, {**tags, "audioforge.reused": "true"}) as run_id:
         entry = {**entry, "run_id": run_id, "reused": True, "cache_key": key}
@@ -224,7 +225,7 @@ def measures(cfg: UnlearnConfig, model: ClassifierModule, dm: FSDDDataModule, sc
                                  penultimate_features(model, dm.tensors("retain_train")[0]), seed=seed)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "forget_logits.pt"
-    torch.save(scores["excluded"].logits, path)
+    torch.save({"logits": scores["excluded"].logits, "labels": scores["excluded"].labels}, path)
     out["forget_logits"] = str(path)
     return out
 

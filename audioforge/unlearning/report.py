@@ -52,7 +52,7 @@ def build_report(name: str, seeds_results: list[dict[str, Any]], schemes: list[s
         "seeds": [r["seed"] for r in results],
         "split_sizes": split_sizes,
         "metrics": {model: {split: {m: summary(metric(model, split, m)) for m in METRICS}
-                            for split in (*SPLITS, "val")} for model in models},
+                            for split in (*SPLITS, "val", "retain_train")} for model in models},
         "deltas": {ref: {m: {s: {split: summary(np.subtract(metric(s, split, m), metric(ref, split, m)))
                                  for split in SPLITS} for s in schemes} for m in METRICS}
                    for ref in ("original", "gold")},
@@ -94,8 +94,8 @@ def forgetting_measures(results: list[dict[str, Any]], models: list[str]) -> dic
     for model in models:
         entry: dict[str, Any] = {}
         if all("forget_logits" in r["models"][m] for r in results for m in (model, "gold")):
-            entry["js_to_gold"] = summary([js_divergence(torch.load(r["models"][model]["forget_logits"]),
-                                                         torch.load(r["models"]["gold"]["forget_logits"]))
+            entry["js_to_gold"] = summary([js_divergence(torch.load(r["models"][model]["forget_logits"])["logits"],
+                                                         torch.load(r["models"]["gold"]["forget_logits"])["logits"])
                                            for r in results])
         if all("probe_auc" in r["models"][model] for r in results):
             entry["probe_auc"] = summary([r["models"][model]["probe_auc"] for r in results])

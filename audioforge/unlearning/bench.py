@@ -1,0 +1,237 @@
+"""``audioforge unlearn-bench``: every method and scheme, on every forget speaker, over seeds, with
+forgetting quality from many models, as one resumable grid and one leaderboard.
+
+A *cell* is one ``audioforge unlearn`` experiment forgetting one speaker (its original, gold,
+schemes and methods for each seed; fits in parallel worker processes; a nested MLflow run under
+the benchmark's).  A cell whose ``report.json`` exists is read back, so a stopped benchmark
+resumes at its first unfinished cell.  The forgetting-quality speaker's cell runs ``N`` seeds
+(``forgetting_quality.models``): ``N`` gold and ``N`` unlearned models per method, from which
+:mod:`audioforge.unlearning.forgetting` scores each method; the other cells run ``seeds``.
+
+Per model the leaderboard gives, over speakers x seeds (mean ± std): macro F1 on forget,
+retain-train, validation and test; the average absolute gap to the gold model of accuracy over
+those four splits (as SalUn reports it); the Jensen-Shannon divergence of forget outputs to gold;
+the membership attack's AUC at telling forget clips from same-speaker held-out clips; the linear
+probe's AUC; the time over the gold model's.  Nothing here selects anything: every number is a
+report of fixed configurations.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from audioforge.config import load_config, to_dict
+from audioforge.errors import ConfigError
+from audioforge.paths import beside, data_root
+from audioforge.run import Run, mean_std
+from audioforge.tracking import TrackingConfig
+from audioforge.unlearning.config import UnlearnConfig
+from audioforge.unlearning.forgetting import MIN_MODELS, forgetting_quality, logit_margin
+
+log = logging.getLogger(__name__)
+SPLITS = {"forget": "excluded", "retain_train": "retain_train", "val": "val", "test": "test"}
+
+
+@dataclass
+class ForgettingQualityConfig:
+    speaker: str | None = "george"    # the speaker whose cell runs `models` seeds; null: no forgetting quality
+    models: int = 32                  # N gold and N unlearned models per method
+    delta: float = 0.01
+
+    def validate(self, path: str) -> None:
+        if self.speaker is not None and self.models < MIN_MODELS:
+            raise ConfigError(f"{path}.models must be >= {MIN_MODELS} (forgetting quality compares "
+                              f"distributions over models), got {self.models}")
+
+
+@dataclass
+class BenchConfig:
+    name: str = "unlearning-benchmark"
+    unlearn_config: str = "configs/unlearn/paper.yaml"   # the protocol every cell runs
+    unlearn_overrides: list[str] = field(default_factory=list)
+    methods: dict[str, dict[str, Any]] | None = None     # null: every registered method, its defaults
+    speakers: list[str] | None = None                    # null: every speaker in the data
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    forget_holdout: float = 0.2                          # same-speaker non-members for the attack
+    forgetting_quality: ForgettingQualityConfig = field(default_factory=ForgettingQualityConfig)
+    data_root: str | None = None                         # null: the unlearn config's data.root
+    output_dir: str | None = None                        # null: outputs/unlearn-bench/<name>
+    jobs: int = 0                                        # worker processes per cell (0 = one per core)
+    tracking: TrackingConfig = field(default_factory=lambda: TrackingConfig(experiment="audioforge-unlearning-bench"))
+
+    def validate(self, path: str = "") -> None:
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError("seeds must hold at least one seed, all distinct")
+        if self.jobs < 0:
+            raise ConfigError(f"jobs must be >= 0, got {self.jobs}")
+
+
+def cell_configs(bench: BenchConfig, speakers: list[str], config_dir: Path) -> list[tuple[str, UnlearnConfig]]:
+    """One unlearn config per forget speaker (checked now: a bad key fails before anything runs)."""
+    from audioforge.unlearning.methods import METHODS
+
+    methods = bench.methods if bench.methods is not None else {name: {} for name in METHODS}
+    fq = bench.forgetting_quality
+    out = []
+    for speaker in speakers:
+        seeds = sorted(set(bench.seeds) | set(range(fq.models))) if speaker == fq.speaker else list(bench.seeds)
+        overrides = [*bench.unlearn_overrides, f"data.forget_speakers=[{speaker}]", f"seeds={seeds}",
+                     f"data.forget_holdout={bench.forget_holdout}", f"jobs={bench.jobs}",
+                     f"name=speaker-{speaker}", f"tracking.store={bench.tracking.store}",
+                     f"tracking.experiment={bench.tracking.experiment}",
+                     f"tracking.enabled={str(bench.tracking.enabled).lower()}"]
+        if bench.tracking.uri:
+            overrides.append(f"tracking.uri={bench.tracking.uri}")
+        if bench.data_root:
+            overrides.append(f"data.root={bench.data_root}")
+        cfg = load_config(UnlearnConfig, [beside(bench.unlearn_config, config_dir)], overrides)
+        cfg.methods = dict(methods)
+        cfg.validate()
+        out.append((speaker, cfg))
+    return out
+
+
+def all_speakers(cfg: UnlearnConfig) -> list[str]:
+    from datamodules.fsdd import FSDDDataModule
+
+    dm = FSDDDataModule(data_root(cfg.data.root), forget_speakers=[], download=cfg.data.download,
+                        features=cfg.features, cache_dir=cfg.data.cache_dir)
+    dm.prepare_data()
+    return sorted({item.group for item in dm.items})
+
+
+def run_bench(bench: BenchConfig, config_dir: Path, progress: bool = True) -> tuple[Path, dict[str, Any]]:
+    """Run (or resume) the benchmark; ``config_dir`` is where relative paths in ``bench`` start."""
+    from audioforge.unlearning.experiment import run_experiment
+    from audioforge.unlearning.plots import bench_plots
+
+    probe = load_config(UnlearnConfig, [beside(bench.unlearn_config, config_dir)],
+                        [*bench.unlearn_overrides, *([f"data.root={bench.data_root}"] if bench.data_root else [])])
+    available = all_speakers(probe)
+    speakers = bench.speakers or available
+    unknown = [s for s in speakers if s not in available]
+    if unknown:
+        raise ConfigError(f"speakers: unknown speaker {unknown[0]!r} (the data has {', '.join(available)})")
+    fq = bench.forgetting_quality
+    if fq.speaker is not None and fq.speaker not in speakers:
+        raise ConfigError(f"forgetting_quality.speaker {fq.speaker!r} is not among the benchmark's speakers "
+                          f"({', '.join(speakers)})")
+    cells = cell_configs(bench, speakers, config_dir)
+    with Run("unlearn-bench", bench.name, bench.output_dir, bench.tracking, {"audioforge.role": "benchmark"},
+             to_dict(bench)) as run:
+        reports = {}
+        for speaker, cfg in cells:
+            cfg.output_dir = str(run.out_dir / "cells" / f"speaker-{speaker}")
+            done = Path(cfg.output_dir) / "report.json"
+            if done.is_file():
+                log.info("cell speaker-%s: reusing %s", speaker, done)
+                reports[speaker] = json.loads(done.read_text())
+            else:
+                reports[speaker] = run_experiment(cfg, progress=progress, parent_id=run.id)[1]
+        report = leaderboard(bench, reports, {s: Path(c.output_dir) for s, c in cells})
+        summary = {f"{m}/{k}": v["mean"] for m, row in report["leaderboard"].items() for k, v in row.items()
+                   if isinstance(v, dict) and v.get("mean") is not None}
+        summary |= {f"{m}/forgetting_quality": v["forgetting_quality"]
+                    for m, v in report.get("forgetting_quality", {}).get("models", {}).items()}
+        report = run.report(report, markdown(report), summary, bench_plots(report, run.out_dir))
+    return run.out_dir, report
+
+
+def leaderboard(bench: BenchConfig, reports: dict[str, dict[str, Any]], folders: dict[str, Path]) -> dict[str, Any]:
+    """Every model's row over speakers x the benchmark's seeds, and forgetting quality."""
+    first = next(iter(reports.values()))
+    models = list(first["metrics"])
+    rows: dict[str, dict[str, Any]] = {}
+    for model in models:
+        values: dict[str, list[float]] = {}
+
+        def add(key: str, v: float | None) -> None:
+            if v is not None:
+                values.setdefault(key, []).append(float(v))
+
+        for speaker, report in reports.items():
+            index = [report["seeds"].index(s) for s in bench.seeds]
+            m, gold = report["metrics"][model], report["metrics"]["gold"]
+            for i in index:
+                for name, split in SPLITS.items():
+                    add(f"{name}_f1", m[split]["f1"]["values"][i])
+                add("avg_gap", np.mean([abs(m[split]["acc"]["values"][i] - gold[split]["acc"]["values"][i])
+                                        for split in SPLITS.values()]))
+                forgetting = report.get("forgetting", {}).get(model, {})
+                for key in ("js_to_gold", "probe_auc", "attack_auc_forget_vs_held_out"):
+                    if key in forgetting:
+                        add(key, forgetting[key]["values"][i])
+                add("time_over_gold", report["timing"]["seconds"][model]["values"][i]
+                    / report["timing"]["seconds"]["gold"]["values"][i])
+        rows[model] = {k: dict(zip(("mean", "std"), mean_std(v))) | {"n": len(v)} for k, v in values.items()}
+        rows[model]["epochs"] = first["timing"]["unlearn_epochs_over_gold_epochs"].get(model)
+    out: dict[str, Any] = {"name": bench.name, "speakers": list(reports), "seeds": list(bench.seeds),
+                           "models": models, "leaderboard": rows}
+    fq = bench.forgetting_quality
+    if fq.speaker is not None:
+        out["forgetting_quality"] = forgetting_table(folders[fq.speaker], reports[fq.speaker], fq)
+    return out
+
+
+def forgetting_table(folder: Path, report: dict[str, Any], fq: ForgettingQualityConfig) -> dict[str, Any]:
+    """Forgetting quality of every model against the gold models, on ``fq.models`` seeds; the gold
+    models' halves against each other give the estimate's floor (at half the models)."""
+    import torch
+
+    seeds = list(range(fq.models))
+
+    def margins(model: str) -> np.ndarray:
+        rows = []
+        for seed in seeds:
+            saved = torch.load(folder / f"seed-{seed}" / model / "forget_logits.pt")
+            rows.append(logit_margin(saved["logits"].numpy(), saved["labels"].numpy()))
+        return np.stack(rows)
+
+    gold = margins("gold")
+    models = {m: forgetting_quality(gold, margins(m), fq.delta) for m in report["metrics"] if m != "gold"}
+    half = fq.models // 2
+    floor = forgetting_quality(gold[:half], gold[half:2 * half], fq.delta) if half >= MIN_MODELS else None
+    return {"speaker": fq.speaker, "models_per_side": fq.models, "delta": fq.delta, "statistic": "logit margin",
+            "models": models, "gold_vs_gold_half": floor}
+
+
+def _cell(entry: dict[str, Any] | None, digits: int = 3) -> str:
+    if not entry or entry.get("mean") is None:
+        return "-"
+    return f"{entry['mean']:.{digits}f} ± {entry['std']:.{digits}f}"
+
+
+def markdown(report: dict[str, Any]) -> list[str]:
+    rows = report["leaderboard"]
+    fq = report.get("forgetting_quality", {})
+    lines = [f"# {report['name']}", "",
+             f"Forget speakers {', '.join(report['speakers'])}; seeds {report['seeds']} per speaker; mean ± std over "
+             "speakers x seeds. Gap: mean |accuracy - gold's| over forget, retain-train, validation and test. "
+             "Attack AUC: forget clips against held-out clips of the same speaker (the original's value is the "
+             "attack's power). Fixed configurations: nothing is selected here.", "",
+             "| model | forget F1 | test F1 | avg gap to gold | JS to gold | attack AUC | probe AUC | "
+             "forgetting quality | time / gold |", "|---|---|---|---|---|---|---|---|---|"]
+    order = sorted(rows, key=lambda m: (m not in ("original", "gold"), rows[m].get("avg_gap", {}).get("mean") or 0))
+    for model in order:
+        r = rows[model]
+        quality = fq.get("models", {}).get(model, {}).get("forgetting_quality")
+        lines.append(f"| {model} | {_cell(r.get('forget_f1'))} | {_cell(r.get('test_f1'))} | {_cell(r.get('avg_gap'))} | "
+                     f"{_cell(r.get('js_to_gold'), 4)} | {_cell(r.get('attack_auc_forget_vs_held_out'))} | "
+                     f"{_cell(r.get('probe_auc'))} | {'-' if quality is None else f'{quality:.3f}'} | "
+                     f"{_cell(r.get('time_over_gold'))} |")
+    if fq:
+        floor = fq.get("gold_vs_gold_half")
+        lines += ["", f"Forgetting quality: speaker {fq['speaker']}, {fq['models_per_side']} gold and "
+                  f"{fq['models_per_side']} unlearned models per method, per-example epsilon from thresholds on the "
+                  f"{fq['statistic']} (delta {fq['delta']}), mean halving score (1 best, "
+                  f"{next(iter(fq['models'].values()))['worst_possible']:.4f} for fully separable outputs)."
+                  + (f" Gold against gold ({fq['models_per_side'] // 2} per side): "
+                     f"{floor['forgetting_quality']:.3f}, the estimate's own noise at that size." if floor else "")]
+    lines.append("")
+    return lines

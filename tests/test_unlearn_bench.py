@@ -1,0 +1,57 @@
+"""``audioforge unlearn-bench`` on the synthetic FSDD tree: cells per speaker nested under one run,
+forgetting quality from several models, a leaderboard, resumption, and bad input refused."""
+
+from __future__ import annotations
+
+import json
+
+from audioforge.cli import main
+from audioforge.tracking import PARENT_TAG
+from tests.commands import runs
+
+TINY = ["--preset", "quick", "--quiet", "speakers=[george,jackson]", "seeds=[0]", "jobs=2",
+        "forgetting_quality.models=4", "methods={ssd: {}, finetune: {epochs: 1}}",
+        "unlearn_overrides=[original.epochs=2, gold.epochs=2, 'unlearning.schemes={base: []}', "
+        "unlearning.phases.0.epochs=1, unlearning.phases.1.rounds=1, unlearning.phases.2.epochs=1]"]
+
+
+def test_bench_runs_every_cell_reports_a_leaderboard_and_resumes(synthetic_fsdd, mlflow_store, tmp_path):
+    out = tmp_path / "bench"
+    args = ["unlearn-bench", *TINY, "--data", str(synthetic_fsdd), "--output", str(out),
+            f"tracking.store={mlflow_store}", "tracking.experiment=bench"]
+    assert main(args) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["speakers"] == ["george", "jackson"]
+    rows = report["leaderboard"]
+    assert set(rows) == {"original", "gold", "base", "ssd", "finetune"}
+    assert rows["gold"]["avg_gap"]["mean"] == 0 and rows["finetune"]["avg_gap"]["n"] == 2  # 2 speakers x 1 seed
+    fq = report["forgetting_quality"]
+    assert fq["models_per_side"] == 4 and set(fq["models"]) == {"original", "base", "ssd", "finetune"}
+    assert all(0 < m["forgetting_quality"] <= 1 for m in fq["models"].values())
+    george = json.loads((out / "cells" / "speaker-george" / "report.json").read_text())
+    assert george["seeds"] == [0, 1, 2, 3]  # the forgetting-quality speaker runs 4 models per side
+    assert json.loads((out / "cells" / "speaker-jackson" / "report.json").read_text())["seeds"] == [0]
+    assert (out / "forgetting_vs_test.png").is_file() and (out / "avg_gap.png").is_file()
+    found = runs(mlflow_store, "bench")
+    bench_run = next(r for r in found if r.data.tags.get("audioforge.command") == "unlearn-bench")
+    cells = [r for r in found if r.data.tags.get(PARENT_TAG) == bench_run.info.run_id]
+    assert sorted(r.info.run_name for r in cells) == ["speaker-george", "speaker-jackson"]
+    assert {r.info.status for r in found} == {"FINISHED"}
+    # a second call reuses both cells: one new run (the benchmark's), the same leaderboard
+    assert main(args) == 0
+    assert len(runs(mlflow_store, "bench")) == len(found) + 1
+    assert json.loads((out / "report.json").read_text())["leaderboard"] == rows
+
+
+def test_bench_bad_input_is_refused_before_anything_is_recorded(synthetic_fsdd, mlflow_store, tmp_path, capsys):
+    common = ["unlearn-bench", *TINY, "--data", str(synthetic_fsdd), "--output", str(tmp_path / "b"),
+              f"tracking.store={mlflow_store}", "tracking.experiment=bench-bad"]
+    assert main([*common, "forgetting_quality.speaker=theo"]) == 2
+    assert "forgetting_quality.speaker 'theo' is not among the benchmark's speakers" in capsys.readouterr().err
+    assert main([*common, "forgetting_quality.models=3"]) == 2
+    assert "forgetting_quality.models must be >= 4" in capsys.readouterr().err
+    assert main([*common, "speakers=[george, bob]"]) == 2
+    assert "speakers: unknown speaker 'bob'" in capsys.readouterr().err
+    assert main([*common, "methods={salun: {densty: 1}}"]) == 2
+    assert "unknown config key methods.salun.densty" in capsys.readouterr().err
+    assert runs(mlflow_store, "bench-bad") == []
