@@ -41,9 +41,9 @@ def main(argv: list[str] | None = None, n_trials: int = 20, workers: int = 2) ->
           f"(target 10 min); per trial {out['trial_seconds']:.1f} s of which fits {out['fit_seconds']:.1f} s, "
           f"overhead {out['overhead_seconds']:.1f} s")
     print(f"objective (lower is better), 3 seeds: best trial {best.value:.4f} "
-          f"(excluded_gap {best.user_attrs['excluded_gap']:.4f}, test_gap {best.user_attrs['test_gap']:.4f}, "
+          f"(excluded_gap {best.user_attrs['excluded_gap']:.4f}, val_gap {best.user_attrs['val_gap']:.4f}, "
           f"time_ratio {best.user_attrs['time_ratio']:.3f}) vs paper schedule {baseline['score']:.4f} "
-          f"(excluded_gap {baseline['excluded_gap']:.4f}, test_gap {baseline['test_gap']:.4f}, "
+          f"(excluded_gap {baseline['excluded_gap']:.4f}, val_gap {baseline['val_gap']:.4f}, "
           f"time_ratio {baseline['time_ratio']:.3f}); best params {best.params}")
     return out
 

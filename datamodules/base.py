@@ -48,8 +48,11 @@ class AudioDataModule(pl.LightningDataModule):
     def __init__(self, root: str | Path, features: FeatureSpec | None = None, batch_size: int = 16,
                  eval_batch_size: int = 512, seed: int = 0, cache_dir: str | Path | None = None,
                  train_split: str = "train", worker_pool: Callable[[int], Any] | None = None,
-                 drop_last: bool = False):
+                 drop_last: bool = False, sealed: tuple[str, ...] = ()):
         super().__init__()
+        # splits whose clips must not be read (a selection that may not look at test): reading
+        # one raises DataError naming it; their sizes and groups stay visible
+        self.sealed = tuple(sealed)
         # drop a training epoch's last, partial batch: every step then sees a full (global) batch,
         # so a DDP run's batches are exactly a one-process run's (no shard padding involved)
         self.drop_last = drop_last
@@ -109,6 +112,9 @@ class AudioDataModule(pl.LightningDataModule):
 
     def tensors(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         """All features and labels of ``split`` (in a fixed order)."""
+        if split in self.sealed:
+            raise DataError(f"split {split!r} of {self.name} is sealed: this run selects on other splits and "
+                            "must not read it")
         idx = self._split_indices(split)
         return self.x[idx], self.y[idx]
 

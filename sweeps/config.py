@@ -8,7 +8,7 @@ from typing import Any, Literal
 from audioforge.errors import ConfigError
 from audioforge.tracking import TrackingConfig
 
-OBJECTIVES = ("excluded_gap", "test_gap", "time_ratio")
+OBJECTIVES = ("excluded_gap", "val_gap", "time_ratio")
 
 
 @dataclass
@@ -41,14 +41,18 @@ class ParamSpec:
 class ObjectiveConfig:
     """``single``: minimise ``sum(weights[k] * value[k])``; ``multi``: minimise all three (Pareto front).
 
-    excluded_gap and test_gap are |macro F1 unlearned - gold| on the excluded speaker and on test,
-    averaged over seeds; time_ratio is unlearning wall time over gold training wall time."""
+    excluded_gap and val_gap are |macro F1 unlearned - gold| on the excluded speaker and on the
+    validation split, averaged over seeds; time_ratio is unlearning wall time over gold training
+    wall time.  No objective reads the test split: trials run with it sealed."""
 
     mode: Literal["single", "multi"] = "single"
-    weights: dict[str, float] = field(default_factory=lambda: {"excluded_gap": 1.0, "test_gap": 1.0,
+    weights: dict[str, float] = field(default_factory=lambda: {"excluded_gap": 1.0, "val_gap": 1.0,
                                                                "time_ratio": 0.1})
 
     def validate(self, path: str) -> None:
+        if "test_gap" in self.weights:
+            raise ConfigError(f"{path}.weights: objective 'test_gap' would select on the test split; a sweep "
+                              "selects on validation (val_gap) and the forget set (excluded_gap)")
         unknown = set(self.weights) - set(OBJECTIVES)
         if unknown:
             raise ConfigError(f"{path}.weights: unknown objective {sorted(unknown)[0]!r} (known: {', '.join(OBJECTIVES)})")

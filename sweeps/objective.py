@@ -65,10 +65,10 @@ class UnlearningObjective:
 
                 callbacks.append(PyTorchLightningPruningCallback(trial, monitor=PRUNE_MONITOR))
             entry = run_task(cfg, Task(seed, scheme), str(folder), self.tracker, run_id, callbacks=callbacks)
-            f1 = {split: entry["metrics"][split]["f1"] for split in ("excluded", "test")}
-            gold_f1 = {split: gold["metrics"][split]["f1"] for split in ("excluded", "test")}
+            f1 = {split: entry["metrics"][split]["f1"] for split in ("excluded", "val")}
+            gold_f1 = {split: gold["metrics"][split]["f1"] for split in ("excluded", "val")}
             gaps["excluded_gap"].append(abs(f1["excluded"] - gold_f1["excluded"]))
-            gaps["test_gap"].append(abs(f1["test"] - gold_f1["test"]))
+            gaps["val_gap"].append(abs(f1["val"] - gold_f1["val"]))
             gaps["time_ratio"].append(entry["seconds"] / gold["seconds"])
             fit_seconds += entry["seconds"]
         if trial is not None:

@@ -42,7 +42,8 @@ def decode(params: dict[str, Any], space: dict[str, ParamSpec]) -> dict[str, Any
 
 
 def trial_config(sweep: SweepConfig, values: dict[str, Any], base_dir: Path) -> tuple[UnlearnConfig, str]:
-    """The unlearning config of one trial (only the trial's scheme kept) and that scheme's name."""
+    """The unlearning config of one trial (only the trial's scheme kept, the test split sealed) and
+    that scheme's name."""
     overrides = [*sweep.unlearn_overrides]
     overrides += [f"{k}={json.dumps(v)}" for k, v in values.items() if k != SCHEME]
     if sweep.seeds is not None:
@@ -59,6 +60,7 @@ def trial_config(sweep: SweepConfig, values: dict[str, Any], base_dir: Path) -> 
     if scheme not in cfg.unlearning.schemes:
         raise ConfigError(f"search space: unknown scheme {scheme!r} (schemes: {', '.join(cfg.unlearning.schemes)})")
     cfg.unlearning.schemes = {scheme: cfg.unlearning.schemes[scheme]}
+    cfg.data.sealed_splits = ["test"]  # a trial is scored on validation and the forget set only
     return cfg, scheme
 
 

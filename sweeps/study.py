@@ -206,6 +206,7 @@ def best_config(sweep: SweepConfig, study: optuna.Study, base_dir: Path) -> dict
     cfg, _ = trial_config(sweep, decode(trial.params, sweep.params), base_dir)
     cfg.name = f"{sweep.name}-best"
     cfg.output_dir = None
+    cfg.data.sealed_splits = []  # the exported experiment reports on test, as any run does
     return to_dict(cfg)
 
 

@@ -102,3 +102,15 @@ def test_forget_holdout_keeps_same_speaker_clips_out_of_every_training_split(dat
     # the retained splits are the paper's, unchanged by the hold-out
     assert {k: dm.split_size(k) for k in ("retain_train", "val", "test")} == {"retain_train": 2025, "val": 225,
                                                                               "test": 250}
+
+
+def test_a_sealed_split_cannot_be_read_but_its_size_is_known(data_root):
+    from audioforge.errors import DataError
+
+    dm = FSDDDataModule(data_root, forget_speakers=["george"], download=False, sealed=("test",))
+    dm.setup()
+    assert dm.split_size("test") == 250 and dm.tensors("val")[0].shape[0] == 225
+    with pytest.raises(DataError, match="split 'test' of fsdd is sealed"):
+        dm.tensors("test")
+    with pytest.raises(DataError, match="sealed"):
+        dm.test_dataloader()

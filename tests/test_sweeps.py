@@ -60,7 +60,7 @@ def test_two_workers_complete_the_study_and_the_best_config_runs(synthetic_fsdd,
     assert len({t.user_attrs["worker_pid"] for t in done}) == 2  # both workers took trials
     assert len({tuple(sorted(t.params.items())) for t in done}) == 3  # distinct draws per worker
     for t in done:
-        assert {"excluded_gap", "test_gap", "time_ratio", "mlflow_run_id"} <= set(t.user_attrs)
+        assert {"excluded_gap", "val_gap", "time_ratio", "mlflow_run_id"} <= set(t.user_attrs)
     # MLflow: the study is a parent run, each trial a nested run with params and objective metrics
     study = optuna.load_study(study_name="two-workers", storage=f"sqlite:///{tmp_path / 'studies.db'}")
     client = MlflowClient(f"sqlite:///{mlflow_store / 'mlflow.db'}")
@@ -71,6 +71,10 @@ def test_two_workers_complete_the_study_and_the_best_config_runs(synthetic_fsdd,
     assert len(trial_runs) == 3 and all(r.info.status == "FINISHED" for r in trial_runs)
     assert all("objective/excluded_gap" in r.data.metrics for r in trial_runs)
     assert any(r.data.tags.get("audioforge.role") == "baseline" for r in children)
+    # selection never read the test split: trials, baseline and base models ran with it sealed (a
+    # read raises), so no model of the study has a test score
+    every = client.search_runs([parent.info.experiment_id])
+    assert len(every) > 6 and not [k for r in every for k in r.data.metrics if k.startswith("final/test/")]
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "study")}
     assert {"study/best.yaml", "study/summary.yaml", "study/optimization_history.png"} <= artifacts
     # the exported config runs through `audioforge unlearn` as is
@@ -149,6 +153,7 @@ def test_sigterm_stops_the_sweep_and_its_workers(synthetic_fsdd, mlflow_store, t
     ({"storage": "sqlite:////nonexistent-dir/x/studies.db"}, "cannot open Optuna storage sqlite:////nonexistent-dir"),
     ({"storage": "postgresql://nobody@127.0.0.1:1/studies"}, "cannot open Optuna storage postgresql://"),
     ({"objective": {"weights": {"accuracy": 1.0}}}, "unknown objective 'accuracy'"),
+    ({"objective": {"weights": {"test_gap": 1.0}}}, "objective 'test_gap' would select on the test split"),
     ({"unlearn_overrides": ["trainer.devices=2", "trainer.strategy=ddp"]}, "trials run one process each"),
 ])
 def test_bad_sweep_input(synthetic_fsdd, mlflow_store, tmp_path, capsys, extra, message):

@@ -31,7 +31,9 @@ def base_model_key(cfg, role: str, seed: int, content_key: str) -> str:
                      forget=sorted(d.forget_speakers), fractions=[d.val_fraction, d.test_fraction],
                      model=to_dict(cfg.model), fit=asdict(fit), precision=cfg.trainer.precision,
                      **({"drop_last": True} if d.drop_last else {}),  # absent when false: older keys stay valid
-                     **({"forget_holdout": d.forget_holdout} if d.forget_holdout else {}))
+                     **({"forget_holdout": d.forget_holdout} if d.forget_holdout else {}),
+                     # a model scored with sealed splits has no scores for them: kept apart
+                     **({"sealed": sorted(d.sealed_splits)} if d.sealed_splits else {}))
 
 
 class BaseModelCache:

@@ -27,6 +27,8 @@ class DataConfig(DatasetConfig):
     # share of the forget speakers' clips no model trains on: the membership attack's same-speaker
     # non-members (0 = the paper's split: every clip of the speaker is in the forget set)
     forget_holdout: float = 0.0
+    # splits no model may be scored on (a sweep's trials seal test: selection reads validation only)
+    sealed_splits: list[str] = field(default_factory=list)
 
     def validate(self, path: str = "data") -> None:
         if self.dataset != "fsdd":

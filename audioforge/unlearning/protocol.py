@@ -55,7 +55,8 @@ def build_datamodule(cfg: UnlearnConfig, seed: int) -> FSDDDataModule:
     d = cfg.data
     return FSDDDataModule(data_root(d.root), forget_speakers=d.forget_speakers, val_fraction=d.val_fraction,
                           test_fraction=d.test_fraction, download=d.download, features=cfg.features,
-                          seed=seed, cache_dir=d.cache_dir, drop_last=d.drop_last, forget_holdout=d.forget_holdout)
+                          seed=seed, cache_dir=d.cache_dir, drop_last=d.drop_last, forget_holdout=d.forget_holdout,
+                          sealed=tuple(d.sealed_splits))
 
 
 def new_model(cfg: UnlearnConfig, dm: FSDDDataModule, fit: FitConfig, seed: int) -> ClassifierModule:
@@ -139,7 +140,8 @@ def run_task(cfg: UnlearnConfig, task: Task, out_dir: str, tracker: Tracker | No
             folder.mkdir(parents=True, exist_ok=True)
             scores = score_model(model, dm)
             entry["metrics"] = {name: s.metrics for name, s in scores.items()}
-            entry["confusion"] = {name: scores[name].confusion.tolist() for name in ("test", "excluded")}
+            entry["confusion"] = {name: scores[name].confusion.tolist() for name in ("test", "excluded")
+                                  if name in scores}
             entry |= measures(cfg, model, dm, scores, folder, task.seed)
             record(cfg, task, dm, ckpt, entry, folder, tracker, run_id)
             if task.scheme is None:
@@ -208,7 +210,8 @@ def reuse_base_model(cfg: UnlearnConfig, task: Task, dm: FSDDDataModule, cached,
 
 def score_model(model: ClassifierModule, dm: FSDDDataModule) -> dict[str, SplitScores]:
     splits = {**EVAL_SPLITS, **({"forget_holdout": "forget_holdout"} if "forget_holdout" in dm.splits else {})}
-    return {name: score_split(model, *dm.tensors(split), dm.num_classes) for name, split in splits.items()}
+    return {name: score_split(model, *dm.tensors(split), dm.num_classes) for name, split in splits.items()
+            if split not in dm.sealed}
 
 
 def measures(cfg: UnlearnConfig, model: ClassifierModule, dm: FSDDDataModule, scores: dict[str, SplitScores],
@@ -218,7 +221,7 @@ def measures(cfg: UnlearnConfig, model: ClassifierModule, dm: FSDDDataModule, sc
     the forget speaker's penultimate features from the other speakers', and where its forget-set
     logits are (the report compares them with the gold model's)."""
     out: dict[str, Any] = {}
-    if cfg.membership_inference:
+    if cfg.membership_inference and "test" in scores:  # the attack's non-members are test clips
         out["membership"] = membership_inference(scores["retain_train"], scores["test"], scores["excluded"],
                                                  scores.get("forget_holdout"), seed=seed)
     out["probe_auc"] = probe_auc(penultimate_features(model, dm.tensors("forget")[0]),
@@ -234,8 +237,8 @@ def record(cfg: UnlearnConfig, task: Task, dm: FSDDDataModule, ckpt: Path | None
            folder: Path, tracker: Tracker | None, run_id: str | None) -> None:
     """Confusion PNGs in the report folder, and everything (with the checkpoint, when this task
     wrote one) in the model's run."""
-    pngs = [save(confusion_figure(entry["confusion"][split], dm.class_names, f"{task.role}, seed {task.seed}: {split}"),
-                 folder / f"confusion_{split}.png") for split in ("test", "excluded")]
+    pngs = [save(confusion_figure(matrix, dm.class_names, f"{task.role}, seed {task.seed}: {split}"),
+                 folder / f"confusion_{split}.png") for split, matrix in entry["confusion"].items()]
     if run_id is None:
         return
     metrics = {f"final/{split}/{k}": v for split, m in entry["metrics"].items() for k, v in m.items()}
