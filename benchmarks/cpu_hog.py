@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import signal
+import sys
 import time
 
 
@@ -28,6 +30,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3600.0)
     args = parser.parse_args()
     deadline = time.monotonic() + args.seconds
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))  # `kill %1`: the finally below stops the spinners
     procs = [mp.Process(target=spin, args=(deadline,), daemon=True) for _ in range(args.procs)]
     for p in procs:
         p.start()
