@@ -257,10 +257,15 @@ class WorkerPool:
                 events.announce("workers", pids=[pid])
 
     def _drain_channel(self) -> None:
-        while not self._stop_drain.is_set():
+        """Deliver workers' messages until the pool closes, then what is left (the workers have
+        exited by then, so everything they sent is in the pipe)."""
+        while True:
+            stopping = self._stop_drain.is_set()
             try:
-                message = self._channel.get(timeout=0.2)
+                message = self._channel.get(timeout=0.05 if stopping else 0.2)
             except queue_mod.Empty:
+                if stopping:
+                    return
                 continue
             except (EOFError, OSError, ValueError):
                 return
