@@ -10,7 +10,7 @@ from audioforge.tracking import PARENT_TAG
 from tests.commands import runs
 
 TINY = ["--preset", "quick", "--quiet", "speakers=[george,jackson]", "seeds=[0]", "jobs=2",
-        "forgetting_quality.models=4", "methods={ssd: {}, finetune: {epochs: 1}}",
+        "forgetting_quality.models=4", "methods={ssd: {}}",
         "unlearn_overrides=[original.epochs=2, gold.epochs=2, 'unlearning.schemes={base: []}', "
         "unlearning.phases.0.epochs=1, unlearning.phases.1.rounds=1, unlearning.phases.2.epochs=1]"]
 
@@ -23,10 +23,10 @@ def test_bench_runs_every_cell_reports_a_leaderboard_and_resumes(synthetic_fsdd,
     report = json.loads((out / "report.json").read_text())
     assert report["speakers"] == ["george", "jackson"]
     rows = report["leaderboard"]
-    assert set(rows) == {"original", "gold", "base", "ssd", "finetune"}
-    assert rows["gold"]["avg_gap"]["mean"] == 0 and rows["finetune"]["avg_gap"]["n"] == 2  # 2 speakers x 1 seed
+    assert set(rows) == {"original", "gold", "base", "ssd"}
+    assert rows["gold"]["avg_gap"]["mean"] == 0 and rows["base"]["avg_gap"]["n"] == 2  # 2 speakers x 1 seed
     fq = report["forgetting_quality"]
-    assert fq["models_per_side"] == 4 and set(fq["models"]) == {"original", "base", "ssd", "finetune"}
+    assert fq["models_per_side"] == 4 and set(fq["models"]) == {"original", "base", "ssd"}
     assert all(0 < m["forgetting_quality"] <= 1 for m in fq["models"].values())
     george = json.loads((out / "cells" / "speaker-george" / "report.json").read_text())
     assert george["seeds"] == [0, 1, 2, 3]  # the forgetting-quality speaker runs 4 models per side
