@@ -44,7 +44,8 @@ from audioforge.errors import Interrupted, WorkerError
 PR_SET_PDEATHSIG = 1
 STOP_GRACE_SECONDS = 10.0
 # imported once by the fork server, so that workers start without importing them again
-PRELOAD = ["audioforge.processes", "torch", "lightning.pytorch", "torchmetrics", "mlflow", "sklearn.linear_model"]
+PRELOAD = ["audioforge.processes", "torch", "lightning.pytorch", "torchmetrics", "mlflow", "sklearn.linear_model",
+           "sklearn.model_selection", "sklearn.metrics", "sklearn.pipeline", "sklearn.preprocessing"]
 
 _sink: Callable[[int], None] | None = None   # where progress(n) goes in this process
 _channel = None                              # in a worker: the queue to the command's process

@@ -61,6 +61,7 @@ def trial_config(sweep: SweepConfig, values: dict[str, Any], base_dir: Path) -> 
         raise ConfigError(f"search space: unknown scheme {scheme!r} (schemes: {', '.join(cfg.unlearning.schemes)})")
     cfg.unlearning.schemes = {scheme: cfg.unlearning.schemes[scheme]}
     cfg.data.sealed_splits = ["test"]  # a trial is scored on validation and the forget set only
+    cfg.membership_inference = cfg.probe = False  # not objectives: a trial skips them
     return cfg, scheme
 
 

@@ -207,6 +207,7 @@ def best_config(sweep: SweepConfig, study: optuna.Study, base_dir: Path) -> dict
     cfg.name = f"{sweep.name}-best"
     cfg.output_dir = None
     cfg.data.sealed_splits = []  # the exported experiment reports on test, as any run does
+    cfg.membership_inference = cfg.probe = True
     return to_dict(cfg)
 
 

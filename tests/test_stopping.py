@@ -41,6 +41,8 @@ def test_sigterm_stops_unlearn_and_its_workers_and_a_rerun_starts_cleanly(synthe
     assert json.loads((tmp_path / "out" / "report.json").read_text())["table1"]
 
 
+@pytest.mark.slow  # the default suite has both halves: the sweep's SIGKILL test (workers die with the
+#                   command) and the table's (the next command fails the orphaned runs)
 def test_sigkill_of_unlearn_takes_its_workers_and_the_next_command_fails_its_runs(synthetic_fsdd, mlflow_store,
                                                                                   tmp_path):
     cmd = Command(unlearn_args(synthetic_fsdd, mlflow_store, tmp_path / "out", "kill-unlearn", LONG), tmp_path)

@@ -68,6 +68,7 @@ class UnlearnConfig(RunConfig):
     tracking: TrackingConfig = field(default_factory=lambda: TrackingConfig(experiment="audioforge-unlearning"))
     jobs: int = 0                        # parallel worker processes for fits; 0 = one per CPU core
     membership_inference: bool = True
+    probe: bool = True                   # linear probe on penultimate features for the forget speaker
     save_checkpoints: bool = True
     reuse_base_models: bool = True       # original and gold from the content-hash cache when present
     model: ModelConfig = field(default_factory=ModelConfig)

@@ -224,8 +224,9 @@ def measures(cfg: UnlearnConfig, model: ClassifierModule, dm: FSDDDataModule, sc
     if cfg.membership_inference and "test" in scores:  # the attack's non-members are test clips
         out["membership"] = membership_inference(scores["retain_train"], scores["test"], scores["excluded"],
                                                  scores.get("forget_holdout"), seed=seed)
-    out["probe_auc"] = probe_auc(penultimate_features(model, dm.tensors("forget")[0]),
-                                 penultimate_features(model, dm.tensors("retain_train")[0]), seed=seed)
+    if cfg.probe:
+        out["probe_auc"] = probe_auc(penultimate_features(model, dm.tensors("forget")[0]),
+                                     penultimate_features(model, dm.tensors("retain_train")[0]), seed=seed)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "forget_logits.pt"
     torch.save({"logits": scores["excluded"].logits, "labels": scores["excluded"].labels}, path)
