@@ -18,7 +18,10 @@ def runs_of(store, experiment: str):
     return client, client.search_runs([exp.experiment_id])
 
 
-@pytest.mark.parametrize("preset, classes", [("urbansound8k", 10), ("ravdess", 8)])
+@pytest.mark.parametrize("preset, classes", [
+    ("urbansound8k", 10),
+    # the same command on the other real set; RAVDESS's parsing and splits are in test_ravdess.py
+    pytest.param("ravdess", 8, marks=pytest.mark.slow)])
 def test_classify_on_real_samples(preset, classes, data_root, mlflow_store, tmp_path, capsys):
     out = tmp_path / "out"
     code = main(["classify", "--preset", preset, "--data", str(data_root), "--seeds", "0", "--quiet",

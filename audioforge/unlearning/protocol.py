@@ -239,7 +239,7 @@ def record(cfg: UnlearnConfig, task: Task, dm: FSDDDataModule, ckpt: Path | None
     """Confusion PNGs in the report folder, and everything (with the checkpoint, when this task
     wrote one) in the model's run."""
     pngs = [save(confusion_figure(matrix, dm.class_names, f"{task.role}, seed {task.seed}: {split}"),
-                 folder / f"confusion_{split}.png") for split, matrix in entry["confusion"].items()]
+                 folder / f"confusion_{split}.png", tight=False) for split, matrix in entry["confusion"].items()]
     if run_id is None:
         return
     metrics = {f"final/{split}/{k}": v for split, m in entry["metrics"].items() for k, v in m.items()}
