@@ -90,7 +90,8 @@ def _release_fork_server() -> None:
         server._forkserver_pid = None  # a pool opened inside this worker starts a server of its own
 
 
-def _alive(pid: int) -> bool:
+def pid_exists(pid: int) -> bool:
+    """A process with this pid exists (it may be a zombie, or another user's)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -110,7 +111,7 @@ def _init_worker(command_pid: int, environment: dict[str, str], cwd: str, channe
     global _channel
     die_with_parent(os.getppid())  # the fork server, which goes when the command goes
     _release_fork_server()
-    if not _alive(command_pid):  # the command died while this worker was being forked
+    if not pid_exists(command_pid):  # the command died while this worker was being forked
         os._exit(1)
     os.environ.clear()
     os.environ.update(environment)

@@ -54,13 +54,11 @@ def owner_tags() -> dict[str, str]:
 
 def owner_alive(tags: dict[str, str]) -> bool:
     """Whether the process named by a run's owner tags (on this host) still runs."""
+    from audioforge.processes import pid_exists
+
     pid = int(tags[OWNER_PID])
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not pid_exists(pid):
         return False
-    except PermissionError:
-        return True
     now = process_start(pid)
     if now == "ended":
         return False

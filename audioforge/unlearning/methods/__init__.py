@@ -100,6 +100,30 @@ def method_params(name: str, values: dict[str, Any] | None, path: str) -> Any:
     return from_dict(method(name).params, dict(values or {}), path)  # from_dict runs its validate
 
 
+def summed_gradients(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int,
+                     transform: Callable[[torch.Tensor], torch.Tensor] = lambda g: g) -> tuple[dict[str, torch.Tensor], int]:
+    """Per parameter, the sum over batches of ``transform(gradient of the batch's cross-entropy)``,
+    with the network in eval mode (mode and gradients restored); and the number of batches."""
+    import torch.nn.functional as F
+
+    was_training = net.training
+    net.eval()
+    sums = {name: torch.zeros_like(p) for name, p in net.named_parameters()}
+    batches = 0
+    try:
+        for i in range(0, len(x), batch_size):
+            net.zero_grad(set_to_none=True)
+            F.cross_entropy(net(x[i:i + batch_size]), y[i:i + batch_size]).backward()
+            for name, p in net.named_parameters():
+                if p.grad is not None:
+                    sums[name] += transform(p.grad)
+            batches += 1
+    finally:
+        net.zero_grad(set_to_none=True)
+        net.train(was_training)
+    return sums, batches
+
+
 def params_dict(params: Any) -> dict[str, Any]:
     return dataclasses.asdict(params)
 

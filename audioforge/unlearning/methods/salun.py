@@ -14,10 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from audioforge.errors import ConfigError
-from audioforge.unlearning.methods import MethodInputs, Plan, TrainingParams, register_method
+from audioforge.unlearning.methods import MethodInputs, Plan, TrainingParams, register_method, summed_gradients
 from audioforge.unlearning.methods.random_label import random_labels_module
 
 
@@ -35,19 +34,7 @@ class SalUnParams(TrainingParams):
 def saliency_mask(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, density: float,
                   batch_size: int) -> dict[str, torch.Tensor]:
     """Per parameter, 1 where ``|sum of forget-loss gradients|`` is in the top ``density`` share."""
-    was_training = net.training
-    net.eval()
-    grads = {name: torch.zeros_like(p) for name, p in net.named_parameters()}
-    try:
-        for i in range(0, len(x), batch_size):
-            net.zero_grad(set_to_none=True)
-            F.cross_entropy(net(x[i:i + batch_size]), y[i:i + batch_size]).backward()
-            for name, p in net.named_parameters():
-                if p.grad is not None:
-                    grads[name] += p.grad
-    finally:
-        net.zero_grad(set_to_none=True)
-        net.train(was_training)
+    grads, _ = summed_gradients(net, x, y, batch_size)
     flat = torch.cat([g.abs().flatten() for g in grads.values()])
     keep = max(1, round(density * flat.numel()))
     order = torch.argsort(flat, descending=True, stable=True)

@@ -14,10 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from audioforge.errors import ConfigError
-from audioforge.unlearning.methods import MethodInputs, Plan, register_method
+from audioforge.unlearning.methods import MethodInputs, Plan, register_method, summed_gradients
 
 
 @dataclass
@@ -33,22 +32,8 @@ class SSDParams:
 
 def importances(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> dict[str, torch.Tensor]:
     """Mean over batches of each parameter's squared batch gradient (network in eval mode)."""
-    was_training = net.training
-    net.eval()
-    out = {name: torch.zeros_like(p) for name, p in net.named_parameters()}
-    batches = 0
-    try:
-        for i in range(0, len(x), batch_size):
-            net.zero_grad(set_to_none=True)
-            F.cross_entropy(net(x[i:i + batch_size]), y[i:i + batch_size]).backward()
-            for name, p in net.named_parameters():
-                if p.grad is not None:
-                    out[name] += p.grad.pow(2)
-            batches += 1
-    finally:
-        net.zero_grad(set_to_none=True)
-        net.train(was_training)
-    return {name: v / max(1, batches) for name, v in out.items()}
+    sums, batches = summed_gradients(net, x, y, batch_size, transform=lambda g: g.pow(2))
+    return {name: v / max(1, batches) for name, v in sums.items()}
 
 
 @torch.no_grad()
