@@ -55,23 +55,13 @@ def membership_inference(members: SplitScores, non_members: SplitScores, target:
       trained on): the attack's AUC at telling ``target`` from them.  On the original model,
       which trained on the target, an AUC above 0.5 is the attack's power; an unlearned model
       should come out where the gold model does."""
-    from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
-    from sklearn.model_selection import cross_val_score
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
-    rng = np.random.default_rng(seed)
-    m, nm = attack_features(members), attack_features(non_members)
-    n = min(len(m), len(nm))
-    features = np.concatenate([m[rng.choice(len(m), n, replace=False)], nm[rng.choice(len(nm), n, replace=False)]])
-    labels = np.r_[np.ones(n), np.zeros(n)]
-    attack = make_pipeline(StandardScaler(), LogisticRegression())
-    cv = cross_val_score(attack, features, labels, cv=5, scoring="accuracy")
-    attack.fit(features, labels)
+    cv, attack = balanced_logistic(attack_features(members), attack_features(non_members), seed, "accuracy",
+                                   fit=True)
     target_features = attack_features(target)
     out = {
-        "attack_accuracy": float(cv.mean()),
+        "attack_accuracy": cv,
         "target_member_rate": float(attack.predict(target_features).mean()),
         "target_member_probability": float(attack.predict_proba(target_features)[:, 1].mean()),
     }
@@ -112,15 +102,23 @@ def penultimate_features(net: torch.nn.Module, x: torch.Tensor, batch_size: int 
 def probe_auc(group: torch.Tensor, others: torch.Tensor, seed: int = 0) -> float:
     """5-fold AUC of a linear probe (standardised logistic regression) telling ``group`` features
     from ``others`` (equal numbers drawn from both): how recognisable the group is."""
+    return balanced_logistic(group.numpy(), others.numpy(), seed, "roc_auc")[0]
+
+
+def balanced_logistic(positive: np.ndarray, negative: np.ndarray, seed: int, scoring: str, fit: bool = False):
+    """A standardised logistic regression telling ``positive`` rows from ``negative`` ones, on equal
+    numbers drawn from both: its mean 5-fold ``scoring``, and (with ``fit``) the model fitted on
+    every drawn row, else None."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import cross_val_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     rng = np.random.default_rng(seed)
-    n = min(len(group), len(others))
-    a = group.numpy()[rng.choice(len(group), n, replace=False)]
-    b = others.numpy()[rng.choice(len(others), n, replace=False)]
-    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-    return float(cross_val_score(probe, np.concatenate([a, b]), np.r_[np.ones(n), np.zeros(n)], cv=5,
-                                 scoring="roc_auc").mean())
+    n = min(len(positive), len(negative))
+    features = np.concatenate([positive[rng.choice(len(positive), n, replace=False)],
+                               negative[rng.choice(len(negative), n, replace=False)]])
+    labels = np.r_[np.ones(n), np.zeros(n)]
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    score = float(cross_val_score(model, features, labels, cv=5, scoring=scoring).mean())
+    return score, (model.fit(features, labels) if fit else None)

@@ -195,10 +195,8 @@ def reuse_base_model(cfg: UnlearnConfig, task: Task, dm: FSDDDataModule, cached,
     if is_rank_zero():  # this output folder's copy of the forget logits the report compares
         model = new_model(cfg, dm, cfg.original, task.seed)
         model.net.load_state_dict(weights["net"])
-        path = folder / "forget_logits.pt"
-        forget = score_split(model, *dm.tensors("forget"), dm.num_classes)
-        torch.save({"logits": forget.logits, "labels": forget.labels}, path)
-        entry = {**entry, "forget_logits": str(path)}
+        entry = {**entry, "forget_logits": save_forget_logits(score_split(model, *dm.tensors("forget"),
+                                                                          dm.num_classes), folder)}
     with maybe_run(tracker, task.role, seed_run_id, {**tags, "audioforge.reused": "true"}) as run_id:
         entry = {**entry, "run_id": run_id, "reused": True, "cache_key": key}
         if run_id:
@@ -227,11 +225,16 @@ def measures(cfg: UnlearnConfig, model: ClassifierModule, dm: FSDDDataModule, sc
     if cfg.probe:
         out["probe_auc"] = probe_auc(penultimate_features(model, dm.tensors("forget")[0]),
                                      penultimate_features(model, dm.tensors("retain_train")[0]), seed=seed)
+    out["forget_logits"] = save_forget_logits(scores["excluded"], folder)
+    return out
+
+
+def save_forget_logits(forget: SplitScores, folder: Path) -> str:
+    """The model's forget-set logits and labels in ``folder`` (the report and the benchmark read them)."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "forget_logits.pt"
-    torch.save({"logits": scores["excluded"].logits, "labels": scores["excluded"].labels}, path)
-    out["forget_logits"] = str(path)
-    return out
+    torch.save({"logits": forget.logits, "labels": forget.labels}, path)
+    return str(path)
 
 
 def record(cfg: UnlearnConfig, task: Task, dm: FSDDDataModule, ckpt: Path | None, entry: dict[str, Any],
