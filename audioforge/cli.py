@@ -325,8 +325,9 @@ def cmd_unlearn_bench(args: argparse.Namespace) -> int:
         print(yaml.safe_dump(to_dict(cfg), sort_keys=False))
         return 0
     from audioforge.unlearning.bench import run_bench
+    from sweeps.tuning import tune_method
 
-    out_dir, report = run_bench(cfg, files[-1].parent, progress=not args.quiet)
+    out_dir, report = run_bench(cfg, files[-1].parent, progress=not args.quiet, tune=tune_method)
     print(f"report: {out_dir / 'report.md'}")
     if "mlflow" in report:
         print(f"mlflow: run {report['mlflow']['run_id']} in {report['mlflow']['tracking_uri']}")

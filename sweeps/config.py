@@ -63,17 +63,20 @@ class ObjectiveConfig:
 
 @dataclass
 class SweepConfig:
-    name: str = "unlearning-sweep"
+    name: str | None = "unlearning-sweep"              # the study's name; null: tune-<method>
     unlearn_config: str = "configs/unlearn/quick.yaml"   # the experiment a trial varies
     unlearn_overrides: list[str] = field(default_factory=list)
     seeds: list[int] | None = None                      # null: the unlearn config's seeds
     scheme: str = "conv_bn"                             # unless "scheme" is a searched parameter
+    # a registered unlearning method (or name-label) tuned instead of a scheme; empty `params` then
+    # mean the method's own search space (methods.<name>.<param> keys)
+    method: str | None = None
     baseline_overrides: list[str] = field(default_factory=list)  # the reference the best trial must beat
     n_trials: int = 20                                  # completed trials, counted across workers
     workers: int = 1                                    # processes sharing the study
     sampler: Literal["tpe", "nsga2"] = "tpe"
     sampler_seed: int | None = None
-    pruning: bool = True                                # single mode: median pruner on val/loss per epoch
+    pruning: bool = True                                # single mode, schemes: median pruner on val/loss per epoch
     storage: str | None = None                          # null: sqlite:///sweeps/studies.db
     heartbeat_seconds: int = 5                          # a trial silent for 3x this is marked failed
     output_dir: str | None = None                       # null: outputs/sweep/<name>
@@ -82,6 +85,16 @@ class SweepConfig:
     tracking: TrackingConfig = field(default_factory=lambda: TrackingConfig(experiment="audioforge-sweeps"))
 
     def validate(self, path: str = "") -> None:
+        if self.name is None:
+            if self.method is None:
+                raise ConfigError("name: a sweep of the schedules needs a study name")
+            self.name = f"tune-{self.method}"
+        if self.method is not None:
+            from sweeps.space import method_space
+
+            self.params = self.params or method_space(self.method)
+            if "scheme" in self.params:
+                raise ConfigError("params: `scheme` is searched over the paper's schedules, not with `method`")
         if not self.params:
             raise ConfigError("params must name at least one searched parameter")
         if self.n_trials < 1 or self.workers < 1:

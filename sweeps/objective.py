@@ -55,7 +55,8 @@ class UnlearningObjective:
         (the baseline), without pruning."""
         gaps: dict[str, list[float]] = {k: [] for k in OBJECTIVES}
         fit_seconds = 0.0
-        prune = trial is not None and self.sweep.pruning and self.sweep.objective.mode == "single"
+        prune = trial is not None and self.sweep.pruning and self.sweep.objective.mode == "single" \
+            and self.sweep.method is None  # a method's val/loss need not fall (ascent): no pruning
         folder = self.out_dir / (f"trial-{trial.number}" if trial is not None else "baseline")
         for i, seed in enumerate(cfg.seeds):
             gold = gold_entry(cfg, seed)

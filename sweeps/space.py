@@ -9,7 +9,7 @@ import json
 
 import optuna
 
-from audioforge.config import load_config
+from audioforge.config import from_dict, load_config
 from audioforge.errors import ConfigError
 from audioforge.paths import beside
 from audioforge.unlearning.config import UnlearnConfig
@@ -41,9 +41,20 @@ def decode(params: dict[str, Any], space: dict[str, ParamSpec]) -> dict[str, Any
     return {k: categorical_options(space[k])[v] if space[k].type == "categorical" else v for k, v in params.items()}
 
 
+def method_space(name: str) -> dict[str, ParamSpec]:
+    """The search space registered with unlearning method ``name``, as config key paths."""
+    from audioforge.unlearning.methods import method
+
+    found = method(name)
+    if not found.search:
+        raise ConfigError(f"method {name!r} registers no search space: give `params`")
+    return {f"methods.{name}.{param}": from_dict(ParamSpec, dict(spec), f"{found.name} search.{param}")
+            for param, spec in found.search.items()}
+
+
 def trial_config(sweep: SweepConfig, values: dict[str, Any], base_dir: Path) -> tuple[UnlearnConfig, str]:
-    """The unlearning config of one trial (only the trial's scheme kept, the test split sealed) and
-    that scheme's name."""
+    """The unlearning config of one trial (only the trial's scheme or method kept, the test split
+    sealed) and that model's name."""
     overrides = [*sweep.unlearn_overrides]
     overrides += [f"{k}={json.dumps(v)}" for k, v in values.items() if k != SCHEME]
     if sweep.seeds is not None:
@@ -56,10 +67,15 @@ def trial_config(sweep: SweepConfig, values: dict[str, Any], base_dir: Path) -> 
         raise ConfigError("search space: trials run one process each (sampled once, in that process); spread a "
                           "sweep with `workers` (one per device, e.g. CUDA_VISIBLE_DEVICES per worker machine), "
                           "not with trainer.devices > 1 or strategy ddp")
-    scheme = values.get(SCHEME, sweep.scheme)
-    if scheme not in cfg.unlearning.schemes:
-        raise ConfigError(f"search space: unknown scheme {scheme!r} (schemes: {', '.join(cfg.unlearning.schemes)})")
-    cfg.unlearning.schemes = {scheme: cfg.unlearning.schemes[scheme]}
+    if sweep.method is not None:
+        cfg.methods = {sweep.method: cfg.methods.get(sweep.method, {})}
+        cfg.validate()  # the trial's values are checked by the method's params
+        cfg.unlearning.schemes, scheme = {}, sweep.method
+    else:
+        scheme = values.get(SCHEME, sweep.scheme)
+        if scheme not in cfg.unlearning.schemes:
+            raise ConfigError(f"search space: unknown scheme {scheme!r} (schemes: {', '.join(cfg.unlearning.schemes)})")
+        cfg.unlearning.schemes, cfg.methods = {scheme: cfg.unlearning.schemes[scheme]}, {}
     cfg.data.sealed_splits = ["test"]  # a trial is scored on validation and the forget set only
     cfg.membership_inference = cfg.probe = False  # not objectives: a trial skips them
     return cfg, scheme

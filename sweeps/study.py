@@ -81,7 +81,8 @@ def completed(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
 
 
-def run_sweep(sweep: SweepConfig, base_dir: Path, progress: bool = True) -> dict[str, Any]:
+def run_sweep(sweep: SweepConfig, base_dir: Path, progress: bool = True, parent_id: str | None = None) -> dict[str, Any]:
+    """Run (or resume) the study; ``parent_id`` nests its MLflow run (a benchmark's tuning)."""
     optuna.logging.set_verbosity(optuna.logging.INFO if progress else optuna.logging.WARNING)
     check_space(sweep, base_dir)
     storage = open_storage(sweep)
@@ -90,12 +91,13 @@ def run_sweep(sweep: SweepConfig, base_dir: Path, progress: bool = True) -> dict
     optuna.storages.fail_stale_trials(study)
     out_dir = sweep.output_dir or Path("outputs") / "sweep" / sweep.name  # one folder per study: it resumes
     tags = {"audioforge.role": "study", "optuna.study": sweep.name}
-    with Run("sweep", sweep.name, out_dir, sweep.tracking, tags, to_dict(sweep),
+    with Run("sweep", sweep.name, out_dir, sweep.tracking, tags, to_dict(sweep), parent_id=parent_id,
              resume_id=study.user_attrs.get(MLFLOW_ATTR)) as run:
         if run.id and MLFLOW_ATTR not in study.user_attrs:
             study.set_user_attr(MLFLOW_ATTR, run.id)
-        base_cfg, _ = trial_config(sweep, {}, base_dir)
-        prepare_base_models(base_cfg, run.out_dir, run.tracker, run.id)
+        if completed(study) < sweep.n_trials or "baseline" not in study.user_attrs:  # else nothing left to fit
+            base_cfg, _ = trial_config(sweep, {}, base_dir)
+            prepare_base_models(base_cfg, run.out_dir, run.tracker, run.id)
         objective = UnlearningObjective(sweep, base_dir, run.out_dir, run.tracker, run.id)
         baseline = score_baseline(sweep, objective, study, base_dir, run.tracker, run.id)
         run_workers(sweep, objective, study, progress)

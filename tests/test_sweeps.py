@@ -155,6 +155,10 @@ def test_sigterm_stops_the_sweep_and_its_workers(synthetic_fsdd, mlflow_store, t
     ({"objective": {"weights": {"accuracy": 1.0}}}, "unknown objective 'accuracy'"),
     ({"objective": {"weights": {"test_gap": 1.0}}}, "objective 'test_gap' would select on the test split"),
     ({"unlearn_overrides": ["trainer.devices=2", "trainer.strategy=ddp"]}, "trials run one process each"),
+    ({"method": "forget_all", "params": {}}, "unknown unlearning method 'forget_all'"),
+    ({"method": "ssd"}, "`scheme` is searched over the paper's schedules, not with `method`"),
+    ({"method": "ssd", "params": {"methods.ssd.alpah": {"type": "float", "low": 1, "high": 2}}},
+     "unknown config key methods.ssd.alpah"),
 ])
 def test_bad_sweep_input(synthetic_fsdd, mlflow_store, tmp_path, capsys, extra, message):
     path = sweep_file(tmp_path, synthetic_fsdd, mlflow_store, "bad", **extra)

@@ -15,27 +15,35 @@ TINY = ["--preset", "quick", "--quiet", "speakers=[george,jackson]", "seeds=[0]"
         "unlearning.phases.0.epochs=1, unlearning.phases.1.rounds=1, unlearning.phases.2.epochs=1]"]
 
 
-def test_bench_runs_every_cell_reports_a_leaderboard_and_resumes(synthetic_fsdd, mlflow_store, tmp_path):
+def test_bench_tunes_on_validation_runs_every_cell_reports_a_leaderboard_and_resumes(synthetic_fsdd, mlflow_store,
+                                                                                     tmp_path):
     out = tmp_path / "bench"
     args = ["unlearn-bench", *TINY, "--data", str(synthetic_fsdd), "--output", str(out),
-            f"tracking.store={mlflow_store}", "tracking.experiment=bench"]
+            f"tracking.store={mlflow_store}", "tracking.experiment=bench", "tuning.trials=2", "tuning.seeds=[100]"]
     assert main(args) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["speakers"] == ["george", "jackson"]
     rows = report["leaderboard"]
-    assert set(rows) == {"original", "gold", "base", "ssd"}
+    assert set(rows) == {"original", "gold", "base", "ssd", "ssd-tuned"}
     assert rows["gold"]["avg_gap"]["mean"] == 0 and rows["base"]["avg_gap"]["n"] == 2  # 2 speakers x 1 seed
-    fq = report["forgetting_quality"]
-    assert fq["models_per_side"] == 4 and set(fq["models"]) == {"original", "base", "ssd"}
-    assert all(0 < m["forgetting_quality"] <= 1 for m in fq["models"].values())
+    tuning = report["tuning"]
+    chosen = tuning["methods"]["ssd"]
+    assert tuning["speaker"] == "george" and chosen["trials"] == 2 and set(chosen["params"]) == {"alpha", "dampening"}
+    assert chosen["other_speakers"]["speakers"] == ["jackson"]  # default against tuned where it was not tuned
     george = json.loads((out / "cells" / "speaker-george" / "report.json").read_text())
+    assert {"ssd", "ssd-tuned"} <= set(george["metrics"])
+    found = runs(mlflow_store, "bench")
+    trials = [r for r in found if r.data.tags.get("audioforge.role") == "trial"]
+    assert len(trials) == 2 and not any(k.startswith("final/test") for r in trials for k in r.data.metrics)
+    fq = report["forgetting_quality"]
+    assert fq["models_per_side"] == 4 and set(fq["models"]) == {"original", "base", "ssd", "ssd-tuned"}
+    assert all(0 < m["forgetting_quality"] <= 1 for m in fq["models"].values())
     assert george["seeds"] == [0, 1, 2, 3]  # the forgetting-quality speaker runs 4 models per side
     assert json.loads((out / "cells" / "speaker-jackson" / "report.json").read_text())["seeds"] == [0]
     assert (out / "forgetting_vs_test.png").is_file() and (out / "avg_gap.png").is_file()
-    found = runs(mlflow_store, "bench")
     bench_run = next(r for r in found if r.data.tags.get("audioforge.command") == "unlearn-bench")
     cells = [r for r in found if r.data.tags.get(PARENT_TAG) == bench_run.info.run_id]
-    assert sorted(r.info.run_name for r in cells) == ["speaker-george", "speaker-jackson"]
+    assert sorted(r.info.run_name for r in cells) == ["speaker-george", "speaker-jackson", "tune-ssd"]
     assert {r.info.status for r in found} == {"FINISHED"}
     # a second call reuses both cells: one new run (the benchmark's), the same leaderboard
     assert main(args) == 0
@@ -54,4 +62,8 @@ def test_bench_bad_input_is_refused_before_anything_is_recorded(synthetic_fsdd, 
     assert "speakers: unknown speaker 'bob'" in capsys.readouterr().err
     assert main([*common, "methods={salun: {densty: 1}}"]) == 2
     assert "unknown config key methods.salun.densty" in capsys.readouterr().err
+    assert main([*common, "tuning.trials=2", "tuning.seeds=[0]"]) == 2
+    assert "tuning.seeds: seed 0 is also a benchmark seed" in capsys.readouterr().err
+    assert main([*common, "tuning.trials=2", "tuning.methods=[salun]"]) == 2
+    assert "tuning.methods: 'salun' is not a benchmarked method" in capsys.readouterr().err
     assert runs(mlflow_store, "bench-bad") == []

@@ -22,7 +22,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -33,6 +33,7 @@ from audioforge.run import Run, mean_std
 from audioforge.tracking import TrackingConfig
 from audioforge.unlearning.config import UnlearnConfig
 from audioforge.unlearning.forgetting import MIN_MODELS, forgetting_quality, logit_margin
+from audioforge.unlearning.methods import METHODS, VARIANT, method
 
 log = logging.getLogger(__name__)
 SPLITS = {"forget": "excluded", "retain_train": "retain_train", "val": "val", "test": "test"}
@@ -51,6 +52,29 @@ class ForgettingQualityConfig:
 
 
 @dataclass
+class TuningConfig:
+    """Each method's own Optuna study (the same number of trials each) on the tuning speaker and
+    seeds, test sealed; the chosen settings then run in every cell as ``<method>-tuned`` beside the
+    defaults, on the benchmark's seeds (never the tuning seeds) and on every speaker."""
+
+    trials: int = 0                    # completed trials per method; 0: no tuning
+    speaker: str | None = None         # null: forgetting_quality.speaker, else the first speaker
+    seeds: list[int] = field(default_factory=lambda: [100])
+    workers: int = 2                   # processes sharing each study
+    sampler_seed: int | None = 0
+    methods: list[str] | None = None   # null: every benchmarked method with a search space
+
+    def validate(self, path: str) -> None:
+        if self.trials < 0 or self.workers < 1:
+            raise ConfigError(f"{path}: trials must be >= 0 and workers >= 1, got {self.trials} and {self.workers}")
+        if self.trials and not self.seeds:
+            raise ConfigError(f"{path}.seeds must hold at least one seed")
+
+
+TUNED = "tuned"
+
+
+@dataclass
 class BenchConfig:
     name: str = "unlearning-benchmark"
     unlearn_config: str = "configs/unlearn/paper.yaml"   # the protocol every cell runs
@@ -60,6 +84,7 @@ class BenchConfig:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     forget_holdout: float = 0.2                          # same-speaker non-members for the attack
     forgetting_quality: ForgettingQualityConfig = field(default_factory=ForgettingQualityConfig)
+    tuning: TuningConfig = field(default_factory=TuningConfig)
     data_root: str | None = None                         # null: the unlearn config's data.root
     output_dir: str | None = None                        # null: outputs/unlearn-bench/<name>
     jobs: int = 0                                        # worker processes per cell (0 = one per core)
@@ -70,27 +95,55 @@ class BenchConfig:
             raise ConfigError("seeds must hold at least one seed, all distinct")
         if self.jobs < 0:
             raise ConfigError(f"jobs must be >= 0, got {self.jobs}")
+        if self.tuning.trials:
+            scored = set(self.seeds) | (set(range(self.forgetting_quality.models))
+                                        if self.forgetting_quality.speaker is not None else set())
+            shared = sorted(scored & set(self.tuning.seeds))
+            if shared:
+                raise ConfigError(f"tuning.seeds: seed {shared[0]} is also a benchmark seed; the chosen settings are "
+                                  "scored on fresh seeds (give tuning seeds outside the benchmark's)")
+
+    def benchmarked_methods(self) -> dict[str, dict[str, Any]]:
+        return dict(self.methods) if self.methods is not None else {name: {} for name in METHODS}
+
+    def tuned_methods(self) -> list[str]:
+        """The methods the tuning studies cover (checked against the benchmarked ones)."""
+        if not self.tuning.trials:
+            return []
+        methods = self.benchmarked_methods()
+        if self.tuning.methods is None:
+            return [m for m in methods if method(m).search]
+        missing = [m for m in self.tuning.methods if m not in methods]
+        if missing:
+            raise ConfigError(f"tuning.methods: {missing[0]!r} is not a benchmarked method ({', '.join(methods)})")
+        for m in self.tuning.methods:
+            if not method(m).search:
+                raise ConfigError(f"tuning.methods: method {m!r} registers no search space")
+        return list(self.tuning.methods)
+
+
+def cell_overrides(bench: BenchConfig, speaker: str, seeds: list[int]) -> list[str]:
+    """The unlearn-config overrides of a cell forgetting ``speaker`` over ``seeds``."""
+    overrides = [*bench.unlearn_overrides, f"data.forget_speakers=[{speaker}]", f"seeds={seeds}",
+                 f"data.forget_holdout={bench.forget_holdout}", f"jobs={bench.jobs}",
+                 f"name=speaker-{speaker}", f"tracking.store={bench.tracking.store}",
+                 f"tracking.experiment={bench.tracking.experiment}",
+                 f"tracking.enabled={str(bench.tracking.enabled).lower()}"]
+    if bench.tracking.uri:
+        overrides.append(f"tracking.uri={bench.tracking.uri}")
+    if bench.data_root:
+        overrides.append(f"data.root={bench.data_root}")
+    return overrides
 
 
 def cell_configs(bench: BenchConfig, speakers: list[str], config_dir: Path) -> list[tuple[str, UnlearnConfig]]:
     """One unlearn config per forget speaker (checked now: a bad key fails before anything runs)."""
-    from audioforge.unlearning.methods import METHODS
-
-    methods = bench.methods if bench.methods is not None else {name: {} for name in METHODS}
+    methods = bench.benchmarked_methods()
     fq = bench.forgetting_quality
     out = []
     for speaker in speakers:
         seeds = sorted(set(bench.seeds) | set(range(fq.models))) if speaker == fq.speaker else list(bench.seeds)
-        overrides = [*bench.unlearn_overrides, f"data.forget_speakers=[{speaker}]", f"seeds={seeds}",
-                     f"data.forget_holdout={bench.forget_holdout}", f"jobs={bench.jobs}",
-                     f"name=speaker-{speaker}", f"tracking.store={bench.tracking.store}",
-                     f"tracking.experiment={bench.tracking.experiment}",
-                     f"tracking.enabled={str(bench.tracking.enabled).lower()}"]
-        if bench.tracking.uri:
-            overrides.append(f"tracking.uri={bench.tracking.uri}")
-        if bench.data_root:
-            overrides.append(f"data.root={bench.data_root}")
-        cfg = load_config(UnlearnConfig, [beside(bench.unlearn_config, config_dir)], overrides)
+        cfg = load_config(UnlearnConfig, [beside(bench.unlearn_config, config_dir)], cell_overrides(bench, speaker, seeds))
         cfg.methods = dict(methods)
         cfg.validate()
         out.append((speaker, cfg))
@@ -106,8 +159,15 @@ def all_speakers(cfg: UnlearnConfig) -> list[str]:
     return sorted({item.group for item in dm.items})
 
 
-def run_bench(bench: BenchConfig, config_dir: Path, progress: bool = True) -> tuple[Path, dict[str, Any]]:
-    """Run (or resume) the benchmark; ``config_dir`` is where relative paths in ``bench`` start."""
+# tune(method, unlearn config path, overrides, tuning, study folder, tracking, parent run id, progress) -> result
+Tuner = Callable[..., dict[str, Any]]
+
+
+def run_bench(bench: BenchConfig, config_dir: Path, progress: bool = True,
+              tune: Tuner | None = None) -> tuple[Path, dict[str, Any]]:
+    """Run (or resume) the benchmark; ``config_dir`` is where relative paths in ``bench`` start;
+    ``tune`` runs one method's tuning study (:func:`sweeps.tuning.tune_method`, which the command
+    passes in: the sweeps sit above the drivers)."""
     from audioforge.unlearning.experiment import run_experiment
     from audioforge.unlearning.plots import bench_plots
 
@@ -122,9 +182,24 @@ def run_bench(bench: BenchConfig, config_dir: Path, progress: bool = True) -> tu
     if fq.speaker is not None and fq.speaker not in speakers:
         raise ConfigError(f"forgetting_quality.speaker {fq.speaker!r} is not among the benchmark's speakers "
                           f"({', '.join(speakers)})")
+    tuned = bench.tuned_methods()
+    tuning_speaker = bench.tuning.speaker or fq.speaker or speakers[0]
+    if tuned and tuning_speaker not in available:
+        raise ConfigError(f"tuning.speaker: unknown speaker {tuning_speaker!r} (the data has {', '.join(available)})")
+    if tuned and tune is None:
+        raise ConfigError("tuning.trials: this entry point runs no tuning studies (run `audioforge unlearn-bench`)")
     cells = cell_configs(bench, speakers, config_dir)
     with Run("unlearn-bench", bench.name, bench.output_dir, bench.tracking, {"audioforge.role": "benchmark"},
              to_dict(bench)) as run:
+        tuning = {}
+        for name in tuned:
+            overrides = cell_overrides(bench, tuning_speaker, list(bench.tuning.seeds))
+            overrides += [f"methods.{name}.{k}={json.dumps(v)}" for k, v in bench.benchmarked_methods()[name].items()]
+            tuning[name] = tune(name, beside(bench.unlearn_config, config_dir), overrides, bench.tuning,
+                                run.out_dir / "tuning", bench.tracking, run.id, progress)
+            for _, cfg in cells:
+                cfg.methods[f"{name}{VARIANT}{TUNED}"] = {**cfg.methods[name], **tuning[name]["params"]}
+                cfg.validate()
         reports = {}
         for speaker, cfg in cells:
             cfg.output_dir = str(run.out_dir / "cells" / f"speaker-{speaker}")
@@ -135,6 +210,8 @@ def run_bench(bench: BenchConfig, config_dir: Path, progress: bool = True) -> tu
             else:
                 reports[speaker] = run_experiment(cfg, progress=progress, parent_id=run.id)[1]
         report = leaderboard(bench, reports, {s: Path(c.output_dir) for s, c in cells})
+        if tuning:
+            report["tuning"] = tuning_table(bench, reports, tuning, tuning_speaker)
         summary = {f"{m}/{k}": v["mean"] for m, row in report["leaderboard"].items() for k, v in row.items()
                    if isinstance(v, dict) and v.get("mean") is not None}
         summary |= {f"{m}/forgetting_quality": v["forgetting_quality"]
@@ -143,10 +220,9 @@ def run_bench(bench: BenchConfig, config_dir: Path, progress: bool = True) -> tu
     return run.out_dir, report
 
 
-def leaderboard(bench: BenchConfig, reports: dict[str, dict[str, Any]], folders: dict[str, Path]) -> dict[str, Any]:
-    """Every model's row over speakers x the benchmark's seeds, and forgetting quality."""
+def model_rows(bench: BenchConfig, reports: dict[str, dict[str, Any]], models: list[str]) -> dict[str, dict[str, Any]]:
+    """Per model, mean ± std of each metric over the cells in ``reports`` x the benchmark's seeds."""
     first = next(iter(reports.values()))
-    models = list(first["metrics"])
     rows: dict[str, dict[str, Any]] = {}
     for model in models:
         values: dict[str, list[float]] = {}
@@ -171,11 +247,34 @@ def leaderboard(bench: BenchConfig, reports: dict[str, dict[str, Any]], folders:
                     / report["timing"]["seconds"]["gold"]["values"][i])
         rows[model] = {k: dict(zip(("mean", "std"), mean_std(v))) | {"n": len(v)} for k, v in values.items()}
         rows[model]["epochs"] = first["timing"]["unlearn_epochs_over_gold_epochs"].get(model)
+    return rows
+
+
+def leaderboard(bench: BenchConfig, reports: dict[str, dict[str, Any]], folders: dict[str, Path]) -> dict[str, Any]:
+    """Every model's row over speakers x the benchmark's seeds, and forgetting quality."""
+    models = list(next(iter(reports.values()))["metrics"])
+    rows = model_rows(bench, reports, models)
     out: dict[str, Any] = {"name": bench.name, "speakers": list(reports), "seeds": list(bench.seeds),
                            "models": models, "leaderboard": rows}
     fq = bench.forgetting_quality
     if fq.speaker is not None:
         out["forgetting_quality"] = forgetting_table(folders[fq.speaker], reports[fq.speaker], fq)
+    return out
+
+
+def tuning_table(bench: BenchConfig, reports: dict[str, dict[str, Any]], tuning: dict[str, dict[str, Any]],
+                 speaker: str) -> dict[str, Any]:
+    """Each tuned method: its chosen settings, the validation objective of those and of the defaults
+    on the tuning seeds, and default against tuned on the speakers it was not tuned on."""
+    others = {s: r for s, r in reports.items() if s != speaker}
+    out: dict[str, Any] = {"speaker": speaker, "seeds": list(bench.tuning.seeds),
+                           "trials_per_method": bench.tuning.trials, "methods": {}}
+    for name, result in tuning.items():
+        entry = {**result}
+        if others:
+            rows = model_rows(bench, others, [name, f"{name}{VARIANT}{TUNED}"])
+            entry["other_speakers"] = {"speakers": list(others), "default": rows[name], "tuned": rows[f"{name}{VARIANT}{TUNED}"]}
+        out["methods"][name] = entry
     return out
 
 
@@ -233,5 +332,26 @@ def markdown(report: dict[str, Any]) -> list[str]:
                   f"{next(iter(fq['models'].values()))['worst_possible']:.4f} for fully separable outputs)."
                   + (f" Gold against gold ({fq['models_per_side'] // 2} per side): "
                      f"{floor['forgetting_quality']:.3f}, the estimate's own noise at that size." if floor else "")]
+    if "tuning" in report:
+        lines += tuning_markdown(report["tuning"])
     lines.append("")
+    return lines
+
+
+def tuning_markdown(tuning: dict[str, Any]) -> list[str]:
+    lines = ["", "## Tuned settings", "",
+             f"Each method's own Optuna study, {tuning['trials_per_method']} completed trials each, on speaker "
+             f"{tuning['speaker']} with seeds {tuning['seeds']} (not benchmark seeds), test sealed. Objective: "
+             "|forget F1 - gold's| + |validation F1 - gold's| + 0.1 x time over gold (lower is better). The `-tuned` "
+             "rows above run the chosen settings on the benchmark's seeds; here default against tuned on the "
+             "speakers the study never saw.", "",
+             "| method | chosen settings | objective: default → tuned | avg gap, other speakers: default → tuned | "
+             "forget F1, other speakers: default → tuned |", "|---|---|---|---|---|"]
+    for name, t in tuning["methods"].items():
+        settings = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in t["params"].items())
+        objective = f"{t['baseline']['score']:.3f} → {t['score']:.3f}"
+        other = t.get("other_speakers")
+        gap = f"{_cell(other['default'].get('avg_gap'))} → {_cell(other['tuned'].get('avg_gap'))}" if other else "-"
+        f1 = f"{_cell(other['default'].get('forget_f1'))} → {_cell(other['tuned'].get('forget_f1'))}" if other else "-"
+        lines.append(f"| {name} | {settings} | {objective} | {gap} | {f1} |")
     return lines

@@ -53,8 +53,6 @@ class UnlearningConfig:
     def validate(self, path: str) -> None:
         if not self.phases:
             raise ConfigError(f"{path}.phases must hold at least one phase")
-        if not self.schemes:
-            raise ConfigError(f"{path}.schemes must name at least one scheme")
         if self.lr <= 0 or self.batch_size < 1:
             raise ConfigError(f"{path}: lr must be > 0 and batch_size >= 1")
 
@@ -88,6 +86,8 @@ class UnlearnConfig(RunConfig):
             if name in self.unlearning.schemes or name in ("original", "gold"):
                 raise ConfigError(f"methods.{name}: the name is taken by a scheme or a base model")
             method_params(name, values or {}, f"methods.{name}")
+        if not self.unlearned:
+            raise ConfigError("unlearning.schemes or methods must name at least one model to unlearn")
 
     @property
     def unlearned(self) -> list[str]:

@@ -13,6 +13,13 @@ for how many epochs and with which batch size, or that nothing is trained (the m
 the network in ``build``).  The command then scores ``inputs.net``.  Adding one is a new file
 here plus its import at the bottom of this file; the config check, the CLI help and the
 benchmark take the names from :data:`METHODS`.
+
+``search`` (optional) is the method's hyperparameter space for a tuning sweep: param name ->
+``{"type": "float" | "int" | "categorical", "low", "high", "log", "choices"}``.  Every method
+gets the same number of trials over its own space.
+
+A config may run one method several times under different settings: ``methods`` keys of the
+form ``name-label`` (``salun-tuned``) run registered method ``name`` as a model of their own.
 """
 
 from __future__ import annotations
@@ -61,20 +68,31 @@ class TrainingParams:
                               f"{self.batch_size} and {self.lr}")
 
 
+VARIANT = "-"  # method names are identifiers; MLflow names allow "-" (not "@")
+LEARNING_RATE = {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}  # Adam's usual range, log scale
+
+
 @dataclass(frozen=True)
 class Method:
     name: str
     params: type
     build: Callable[[MethodInputs, Any], Plan]
     doc: str = ""
+    search: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 METHODS: dict[str, Method] = {}
 
 
-def register_method(name: str, params: type):
+def register_method(name: str, params: type, search: dict[str, dict[str, Any]] | None = None):
     def wrap(build: Callable) -> Callable:
-        METHODS[name] = Method(name, params, build, _summary(build))
+        if not name.isidentifier():
+            raise TypeError(f"method name {name!r}: a Python identifier (a '{VARIANT}' would read as a variant)")
+        known = {f.name for f in dataclasses.fields(params)}
+        unknown = set(search or {}) - known
+        if unknown:
+            raise TypeError(f"method {name}: search names {sorted(unknown)}, not fields of {params.__name__}")
+        METHODS[name] = Method(name, params, build, _summary(build), dict(search or {}))
         return build
 
     return wrap
@@ -87,14 +105,21 @@ def _summary(build: Callable) -> str:
     return doc.splitlines()[0] if doc else ""
 
 
-def method(name: str) -> Method:
+def registered_name(key: str) -> str:
+    """The registered method a ``methods`` key runs: ``salun-tuned`` -> ``salun``."""
+    return key.split(VARIANT, 1)[0]
+
+
+def method(key: str) -> Method:
+    name = registered_name(key)
     if name not in METHODS:
         raise ConfigError(f"unknown unlearning method {name!r} (known: {', '.join(METHODS)})")
     return METHODS[name]
 
 
 def method_params(name: str, values: dict[str, Any] | None, path: str) -> Any:
-    """The method's params dataclass from ``values`` (unknown keys refused, naming ``path``)."""
+    """The params dataclass of method ``name`` (a registered name or a ``name-label`` variant) from
+    ``values`` (unknown keys refused, naming ``path``)."""
     from audioforge.config import from_dict
 
     return from_dict(method(name).params, dict(values or {}), path)  # from_dict runs its validate

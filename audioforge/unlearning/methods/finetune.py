@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch.nn.functional as F
 
-from audioforge.unlearning.methods import MethodInputs, Plan, TrainingParams, register_method
+from audioforge.unlearning.methods import LEARNING_RATE, MethodInputs, Plan, TrainingParams, register_method
 from lightning_modules.unlearning import UnlearningModule
 
 
@@ -26,7 +26,10 @@ class Finetune(UnlearningModule):
         return F.cross_entropy(self(x), y)
 
 
-@register_method("finetune", FinetuneParams)
+@register_method("finetune", FinetuneParams, search={
+    "lr": LEARNING_RATE,
+    "epochs": {"type": "int", "low": 1, "high": 10},
+})
 def build(inputs: MethodInputs, p: FinetuneParams) -> Plan:
     module = Finetune(inputs.net, inputs.num_classes, p.lr, seed=inputs.seed, channels_last=inputs.channels_last)
     return Plan(module, "retain_train", p.epochs, p.batch_size)

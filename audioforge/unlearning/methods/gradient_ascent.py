@@ -27,7 +27,10 @@ class GradientAscent(UnlearningModule):
         return -F.cross_entropy(self(x), y)
 
 
-@register_method("gradient_ascent", GradientAscentParams)
+@register_method("gradient_ascent", GradientAscentParams, search={
+    "lr": {"type": "float", "low": 1e-6, "high": 1e-3, "log": True},
+    "epochs": {"type": "int", "low": 1, "high": 5},
+})
 def build(inputs: MethodInputs, p: GradientAscentParams) -> Plan:
     module = GradientAscent(inputs.net, inputs.num_classes, p.lr, seed=inputs.seed, channels_last=inputs.channels_last)
     return Plan(module, "forget", p.epochs, p.batch_size)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from audioforge.errors import ConfigError
-from audioforge.unlearning.methods import MethodInputs, Plan, TrainingParams, register_method
+from audioforge.unlearning.methods import LEARNING_RATE, MethodInputs, Plan, TrainingParams, register_method
 from lightning_modules.unlearning import UnlearningModule
 
 
@@ -39,7 +39,11 @@ class L1Sparse(UnlearningModule):
         return F.cross_entropy(self(x), y) + weight * l1
 
 
-@register_method("l1_sparse", L1SparseParams)
+@register_method("l1_sparse", L1SparseParams, search={
+    "lr": LEARNING_RATE,
+    "epochs": {"type": "int", "low": 1, "high": 10},
+    "alpha": {"type": "float", "low": 1e-6, "high": 1e-2, "log": True},
+})
 def build(inputs: MethodInputs, p: L1SparseParams) -> Plan:
     module = L1Sparse(inputs.net, inputs.num_classes, p.lr, seed=inputs.seed, channels_last=inputs.channels_last,
                       alpha=p.alpha, epochs=p.epochs)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from audioforge.errors import ConfigError
-from audioforge.unlearning.methods import MethodInputs, Plan, TrainingParams, register_method
+from audioforge.unlearning.methods import LEARNING_RATE, MethodInputs, Plan, TrainingParams, register_method
 from lightning_modules.unlearning import UnlearningModule
 
 
@@ -40,7 +40,11 @@ class NegGradPlus(UnlearningModule):
         return self.alpha * F.cross_entropy(retain, y) - (1 - self.alpha) * F.cross_entropy(forget, yf)
 
 
-@register_method("neggrad_plus", NegGradPlusParams)
+@register_method("neggrad_plus", NegGradPlusParams, search={
+    "lr": LEARNING_RATE,
+    "epochs": {"type": "int", "low": 1, "high": 10},
+    "alpha": {"type": "float", "low": 0.5, "high": 0.999},
+})
 def build(inputs: MethodInputs, p: NegGradPlusParams) -> Plan:
     module = NegGradPlus(inputs.net, inputs.num_classes, p.lr, other=inputs.forget, other_batch_size=p.forget_batch_size,
                          seed=inputs.seed, channels_last=inputs.channels_last, alpha=p.alpha)

@@ -48,6 +48,9 @@ def random_labels_module(inputs: MethodInputs, p: TrainingParams) -> RandomLabel
                         channels_last=inputs.channels_last)
 
 
-@register_method("random_label", RandomLabelParams)
+@register_method("random_label", RandomLabelParams, search={
+    "lr": {"type": "float", "low": 1e-5, "high": 1e-2, "log": True},
+    "epochs": {"type": "int", "low": 1, "high": 5},
+})
 def build(inputs: MethodInputs, p: RandomLabelParams) -> Plan:
     return Plan(random_labels_module(inputs, p), "retain_train", p.epochs, p.batch_size)

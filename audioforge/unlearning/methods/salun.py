@@ -47,7 +47,11 @@ def saliency_mask(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, densit
     return out
 
 
-@register_method("salun", SalUnParams)
+@register_method("salun", SalUnParams, search={
+    "lr": {"type": "float", "low": 1e-5, "high": 1e-2, "log": True},
+    "epochs": {"type": "int", "low": 1, "high": 5},
+    "density": {"type": "float", "low": 0.1, "high": 0.9},
+})
 def build(inputs: MethodInputs, p: SalUnParams) -> Plan:
     module = random_labels_module(inputs, p)
     module.grad_mask = saliency_mask(inputs.net, *inputs.forget, p.density, p.saliency_batch_size)

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from audioforge.errors import ConfigError
-from audioforge.unlearning.methods import MethodInputs, Plan, TrainingParams, register_method
+from audioforge.unlearning.methods import LEARNING_RATE, MethodInputs, Plan, TrainingParams, register_method
 from lightning_modules.unlearning import UnlearningModule
 
 
@@ -83,7 +83,11 @@ class Scrub(UnlearningModule):
         self.max_losses.append(total / max(1, steps))
 
 
-@register_method("scrub", ScrubParams)
+@register_method("scrub", ScrubParams, search={
+    "lr": LEARNING_RATE,
+    "epochs": {"type": "int", "low": 1, "high": 10},
+    "max_steps": {"type": "int", "low": 0, "high": 5},
+})
 def build(inputs: MethodInputs, p: ScrubParams) -> Plan:
     teacher = copy.deepcopy(inputs.original)
     module = Scrub(inputs.net, inputs.num_classes, p.lr, seed=inputs.seed, channels_last=inputs.channels_last,

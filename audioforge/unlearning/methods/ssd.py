@@ -50,7 +50,10 @@ def dampen(net: torch.nn.Module, forget_importance: dict[str, torch.Tensor], dat
     return changed
 
 
-@register_method("ssd", SSDParams)
+@register_method("ssd", SSDParams, search={
+    "alpha": {"type": "float", "low": 1.0, "high": 100.0, "log": True},
+    "dampening": {"type": "float", "low": 0.1, "high": 5.0, "log": True},
+})
 def build(inputs: MethodInputs, p: SSDParams) -> Plan:
     xf, yf = inputs.forget
     xd, yd = torch.cat([inputs.retain[0], xf]), torch.cat([inputs.retain[1], yf])

@@ -1,0 +1,39 @@
+"""Tuning a registered unlearning method on validation, for the benchmark.
+
+Each method gets a study of the same number of trials over its own registered search space, on
+the tuning speaker and the tuning seeds (disjoint from the benchmark's), with the test split
+sealed: the objective reads the forget set and validation only (see :mod:`sweeps.config`).
+Studies live in the benchmark's folder (``tuning/studies.db``), so a stopped benchmark resumes
+its tuning too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from audioforge.tracking import TrackingConfig
+from audioforge.unlearning.bench import TuningConfig
+from sweeps.config import SweepConfig
+from sweeps.study import run_sweep
+
+
+def tune_method(method: str, unlearn_config: Path, overrides: list[str], tuning: TuningConfig, out_dir: Path,
+                tracking: TrackingConfig, parent_id: str | None, progress: bool = True) -> dict[str, Any]:
+    """Run (or resume) method ``method``'s study; its chosen parameters (by the method's own names),
+    the chosen trial's and the defaults' validation objectives, and the completed trials."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sweep = SweepConfig(name=f"tune-{method}", unlearn_config=str(unlearn_config), unlearn_overrides=list(overrides),
+                        seeds=list(tuning.seeds), method=method, n_trials=tuning.trials, workers=tuning.workers,
+                        sampler_seed=tuning.sampler_seed, pruning=False,
+                        storage=f"sqlite:///{(out_dir / 'studies.db').resolve()}",
+                        output_dir=str(out_dir / method), tracking=tracking)
+    sweep.validate()
+    summary = run_sweep(sweep, Path.cwd(), progress, parent_id)
+    best = summary["best"]
+    if best is None:
+        raise RuntimeError(f"tuning {method}: no trial completed (see {out_dir / method})")
+    prefix = f"methods.{method}."
+    return {"params": {k.removeprefix(prefix): v for k, v in best["params"].items()},
+            "objectives": best["objectives"], "score": sweep.objective.score(best["objectives"]), "baseline": summary["baseline"], "trials": summary["completed"]}
