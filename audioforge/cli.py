@@ -73,10 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="audioforge", description="Tracked audio-ML experiments (MLflow store: mlruns/ unless MLFLOW_TRACKING_URI).",
         epilog="Each command takes YAML configs and key.path=value overrides; see README.md.")
     sub = parser.add_subparsers(dest="command", required=True)
-    unlearn = sub.add_parser("unlearn", help="speaker unlearning on FSDD (original, gold, schemes of registered "
-                                             f"operations: {names['operations']}; methods: "
-                                             f"{names['unlearning_methods']})")
+    unlearn = sub.add_parser("unlearn", help="unlearning a forget set (an FSDD speaker by default; any dataset's "
+                                             "group, class or random fraction with data.forget=...): original, gold, "
+                                             f"schemes of registered operations: {names['operations']}; methods: "
+                                             f"{names['unlearning_methods']}")
     _common_flags(unlearn, "unlearn")
+    unlearn.add_argument("--dataset", help=f"a registered dataset (default fsdd; others need data.forget): "
+                                           f"{names['datasets']}")
     unlearn.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2")
     unlearn.add_argument("--jobs", type=int, help="fits run in this many parallel worker processes (0 = one per CPU core)")
     classify = sub.add_parser("classify", help="train a registered network on any dataset, tracked in MLflow")

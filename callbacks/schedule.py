@@ -29,6 +29,7 @@ class OpConfig:
     scale: float = 0.08                 # perturb: noise standard deviation
     count: int | None = None            # perturb: layers per round (null = random, 1..n)
     train_only_perturbed: bool = True   # perturb: freeze the other layers during the round
+    freeze_stats: bool = False          # bn_reset: keep the reset running statistics (mean 0, var 1) to the end
 
     def validate(self, path: str) -> None:
         if self.op not in OPERATIONS:
@@ -39,6 +40,8 @@ class OpConfig:
             raise ConfigError(f"{path}.scale must be >= 0, got {self.scale}")
         if self.count is not None and self.count < 1:
             raise ConfigError(f"{path}.count must be >= 1 or null, got {self.count}")
+        if self.freeze_stats and self.op != "bn_reset":
+            raise ConfigError(f"{path}.freeze_stats applies to op bn_reset only, not {self.op!r}")
 
 
 @dataclass

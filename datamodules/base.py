@@ -19,10 +19,11 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
-from audioforge.errors import DataError
+from audioforge.errors import ConfigError, DataError
 from datamodules.audio_io import load_audio
 from datamodules.cache import FeatureCache, cache_key, file_fingerprint, tensor_digest
 from datamodules.features import FeatureSpec, extract, feature_shape
+from datamodules.forget import ForgetSet, carve
 from datamodules.loader import TensorBatchLoader
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,16 @@ class AudioDataModule(pl.LightningDataModule):
     def __init__(self, root: str | Path, features: FeatureSpec | None = None, batch_size: int = 16,
                  eval_batch_size: int = 512, seed: int = 0, cache_dir: str | Path | None = None,
                  train_split: str = "train", worker_pool: Callable[[int], Any] | None = None,
-                 drop_last: bool = False, sealed: tuple[str, ...] = ()):
+                 drop_last: bool = False, sealed: tuple[str, ...] = (), forget: ForgetSet | None = None,
+                 forget_holdout: float = 0.0):
         super().__init__()
+        # an unlearning experiment's forget set, carved from the training split after make_splits
+        # (:mod:`datamodules.forget`); ``forget_holdout`` of it is never trained on
+        self.forget, self.forget_holdout = forget, forget_holdout
+        if forget is not None:
+            forget.validate()
+        if not 0 <= forget_holdout < 1:
+            raise ConfigError(f"data.forget_holdout must be in [0, 1), got {forget_holdout}")
         # splits whose clips must not be read (a selection that may not look at test): reading
         # one raises DataError naming it; their sizes and groups stay visible
         self.sealed = tuple(sealed)
@@ -105,7 +114,11 @@ class AudioDataModule(pl.LightningDataModule):
         if self.x is None:
             self._load()
         if not self.splits:
-            self.splits = {k: torch.as_tensor(v, dtype=torch.long) for k, v in self.make_splits(self.items).items()}
+            splits = self.make_splits(self.items)
+            if self.forget is not None:
+                splits = carve([i.group for i in self.items], self.y.numpy(), self.class_names, splits, self.forget,
+                               self.forget_holdout, self.seed, self.name)
+            self.splits = {k: torch.as_tensor(v, dtype=torch.long) for k, v in splits.items()}
 
     def split_size(self, split: str) -> int:
         return len(self._split_indices(split))

@@ -26,6 +26,7 @@ from sklearn.model_selection import train_test_split
 from audioforge.errors import ConfigError, DataError
 from datamodules.base import AudioDataModule, AudioItem, describe_files, list_audio_files
 from datamodules.download import fetch_fsdd
+from datamodules.forget import ForgetSet
 
 FILENAME = re.compile(r"^(?P<digit>\d)_(?P<speaker>[A-Za-z]+)_(?P<index>\d+)\.wav$")
 
@@ -36,12 +37,13 @@ class FSDDDataModule(AudioDataModule):
 
     def __init__(self, root: str | Path, forget_speakers: list[str] = ("george",), val_fraction: float = 0.09,
                  test_fraction: float = 0.10, download: bool = True, train_split: str = "full_train",
-                 forget_holdout: float = 0.0, **kwargs):
-        super().__init__(root, train_split=train_split, **kwargs)
+                 forget_holdout: float = 0.0, forget: ForgetSet | None = None, **kwargs):
+        # speakers are forgotten by FSDD's own protocol (validation and test drawn from the other
+        # speakers); a class or a random fraction is carved by the base from the whole training split
+        if forget is not None:
+            forget_speakers, forget = (list(forget.values), None) if forget.kind == "group" else ([], forget)
         self.forget_speakers = list(forget_speakers)
-        self.forget_holdout = forget_holdout
-        if not 0 <= forget_holdout < 1:
-            raise ConfigError(f"data.forget_holdout must be in [0, 1), got {forget_holdout}")
+        super().__init__(root, train_split=train_split, forget=forget, forget_holdout=forget_holdout, **kwargs)
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.download = download
         if not 0 < val_fraction < 1 or not 0 < test_fraction < 1 or val_fraction + test_fraction >= 1:
@@ -96,7 +98,7 @@ class FSDDDataModule(AudioDataModule):
                             f"({self.val_fraction}/{self.test_fraction}): {exc}") from None
         train, val, test = np.sort(train), np.sort(val), np.sort(test)
         splits = {"retain_train": train, "val": val, "test": test}
-        if self.forget_holdout > 0:
+        if self.forget_holdout > 0 and self.forget is None:
             try:
                 forget, held = train_test_split(forget, test_size=self.forget_holdout, stratify=labels[forget],
                                                 random_state=self.seed)

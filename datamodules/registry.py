@@ -58,7 +58,10 @@ def check_dataset(dataset: str) -> None:
 
 def build_datamodule(dataset: str, root: str | Path | None, options: dict[str, Any] | None = None,
                      features: FeatureSpec | None = None, seed: int = 0, cache_dir: str | None = None,
-                     batch_size: int = 16, worker_pool: Callable[[int], Any] | None = None) -> AudioDataModule:
+                     batch_size: int = 16, worker_pool: Callable[[int], Any] | None = None,
+                     base: dict[str, Any] | None = None) -> AudioDataModule:
+    """``base``: arguments of :class:`AudioDataModule` itself (forget set, sealed splits, seed,
+    features...), given by the commands rather than the user's ``data.options``."""
     check_dataset(dataset)
     cls = DATAMODULES[dataset]
     options = {**DEFAULT_OPTIONS.get(dataset, {}), **(options or {})}
@@ -70,7 +73,8 @@ def build_datamodule(dataset: str, root: str | Path | None, options: dict[str, A
         if key in options and not isinstance(options[key], kind):
             raise ConfigError(f"data.options.{key} must be a mapping of {kind.__name__} fields")
     try:
-        return cls(root, features=features or default_features(dataset), seed=seed, cache_dir=cache_dir,
-                   batch_size=batch_size, worker_pool=worker_pool, **options)
+        arguments = dict(features=features or default_features(dataset), seed=seed, cache_dir=cache_dir,
+                         batch_size=batch_size, worker_pool=worker_pool) | dict(base or {})
+        return cls(root, **arguments, **options)
     except TypeError as exc:
         raise ConfigError(f"data.options for {dataset}: {exc}") from None

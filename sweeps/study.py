@@ -97,7 +97,7 @@ def run_sweep(sweep: SweepConfig, base_dir: Path, progress: bool = True, parent_
             study.set_user_attr(MLFLOW_ATTR, run.id)
         if completed(study) < sweep.n_trials or "baseline" not in study.user_attrs:  # else nothing left to fit
             base_cfg, _ = trial_config(sweep, {}, base_dir)
-            prepare_base_models(base_cfg, run.out_dir, run.tracker, run.id)
+            prepare_base_models(base_cfg, run.out_dir, run.tracker, run.id, sweep.workers)
         objective = UnlearningObjective(sweep, base_dir, run.out_dir, run.tracker, run.id)
         baseline = score_baseline(sweep, objective, study, base_dir, run.tracker, run.id)
         run_workers(sweep, objective, study, progress)
@@ -125,11 +125,15 @@ def markdown(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
-def prepare_base_models(cfg, out_dir: Path, tracker: Tracker | None, parent: str | None) -> None:
-    """Train (or find in the cache) every seed's original and gold model before any trial."""
-    for seed in cfg.seeds:
-        for role in ("original", "gold"):
-            run_task(cfg, Task(seed, role), str(out_dir / "base-models"), tracker, parent)
+def prepare_base_models(cfg, out_dir: Path, tracker: Tracker | None, parent: str | None, workers: int = 1) -> None:
+    """Train (or find in the cache) every seed's original and gold model before any trial, in up to
+    ``workers`` processes."""
+    tasks = [Task(seed, role) for seed in cfg.seeds for role in ("original", "gold")]
+    with WorkerPool(min(workers, len(tasks))) as pool:
+        for task in tasks:
+            pool.submit(task, run_task, cfg, task, str(out_dir / "base-models"), tracker, parent)
+        while pool.pending:
+            pool.next()
 
 
 def score_baseline(sweep: SweepConfig, objective: UnlearningObjective, study: optuna.Study, base_dir: Path,

@@ -149,6 +149,21 @@ def test_batchnorm_reset_restores_initial_statistics():
         assert torch.equal(reset[key], trained[key]), key
 
 
+def test_frozen_statistics_stay_at_their_reset_values_while_the_affine_parameters_train():
+    model = make_model()
+    initial = copy.deepcopy(model.initial_state)
+    probe, _ = fit(model, [BatchNormReset(epochs=[1], layers=["conv_bn"], freeze_stats=True)], epochs=3)
+    conv_bn = keys_of(model.net, ["conv_bn"])
+    for key in conv_bn:
+        if "running" in key:  # two epochs of batches after the reset have not moved them
+            assert torch.equal(probe.end[2][key], initial[key]), key
+    assert any(not torch.equal(probe.end[2][k], initial[k]) for k in conv_bn if k.endswith("weight"))
+    moved = [k for k in keys_of(model.net, ["linear_bn"]) if "running_mean" in k]  # outside the scope: re-estimated
+    assert moved and all(not torch.equal(probe.end[2][k], probe.start[1][k]) for k in moved)
+    with pytest.raises(ConfigError, match="freeze_stats applies to op bn_reset only"):
+        OpConfig("reset", ["linear"], freeze_stats=True).validate("op")
+
+
 def test_all_bn_reset_covers_every_batchnorm():
     model = make_model()
     initial = copy.deepcopy(model.initial_state)

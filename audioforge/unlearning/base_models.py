@@ -33,7 +33,10 @@ def base_model_key(cfg, role: str, seed: int, content_key: str) -> str:
                      **({"drop_last": True} if d.drop_last else {}),  # absent when false: older keys stay valid
                      **({"forget_holdout": d.forget_holdout} if d.forget_holdout else {}),
                      # a model scored with sealed splits has no scores for them: kept apart
-                     **({"sealed": sorted(d.sealed_splits)} if d.sealed_splits else {}))
+                     **({"sealed": sorted(d.sealed_splits)} if d.sealed_splits else {}),
+                     # a forget set other than FSDD's speakers, and a dataset's own split options
+                     **({"forget_set": to_dict(d.forget)} if d.forget is not None else {}),
+                     **({"options": to_dict(d.options)} if d.options else {}))
 
 
 class BaseModelCache:

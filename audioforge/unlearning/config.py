@@ -1,4 +1,4 @@
-"""Configuration of the speaker-unlearning experiment (``audioforge unlearn``)."""
+"""Configuration of the unlearning experiment (``audioforge unlearn``)."""
 
 from __future__ import annotations
 
@@ -11,30 +11,46 @@ from audioforge.tracking import TrackingConfig
 from audioforge.training import FitConfig
 from callbacks.schedule import OpConfig, PhaseConfig
 from datamodules.features import FeatureSpec
+from datamodules.forget import ForgetSet
 
 SCHEMES = ("base", "all_bn", "conv_bn")
 
 
 @dataclass
 class DataConfig(DatasetConfig):
-    """The shared data section, with the FSDD speaker protocol's own fields."""
+    """The shared data section, with the forget set and FSDD's speaker protocol fields."""
 
-    download: bool = True               # fetch the pinned FSDD release when absent
+    download: bool = True               # FSDD: fetch the pinned release when absent
+    # FSDD's speaker protocol (the paper's): these speakers' clips are the forget set, validation
+    # and test come from the other speakers; ignored when `forget` is given
     forget_speakers: list[str] = field(default_factory=lambda: ["george"])
-    val_fraction: float = 0.09          # of retained clips: 225 of 2500
-    test_fraction: float = 0.10         # 250 of 2500
+    # any dataset: a group (FSDD speaker, RAVDESS actor), a class or a random fraction of the
+    # training clips (datamodules/forget.py); validation and test never hold a forgotten group or class
+    forget: ForgetSet | None = None
+    val_fraction: float = 0.09          # FSDD: of retained clips, 225 of 2500
+    test_fraction: float = 0.10         # FSDD: 250 of 2500
     drop_last: bool = False             # drop each epoch's last partial batch (exact DDP = one-process runs)
-    # share of the forget speakers' clips no model trains on: the membership attack's same-speaker
+    # share of the forget set no model trains on: the membership attack's same-distribution
     # non-members (0 = the paper's split: every clip of the speaker is in the forget set)
     forget_holdout: float = 0.0
     # splits no model may be scored on (a sweep's trials seal test: selection reads validation only)
     sealed_splits: list[str] = field(default_factory=list)
 
     def validate(self, path: str = "data") -> None:
-        if self.dataset != "fsdd":
-            raise ConfigError(f"{path}.dataset: speaker unlearning runs on fsdd, got {self.dataset!r}")
-        if self.options:
-            raise ConfigError(f"{path}.options: the unlearning protocol takes its data settings as {path}.* keys")
+        if self.dataset == "fsdd":
+            if self.options:
+                raise ConfigError(f"{path}.options: FSDD's unlearning protocol takes its settings as {path}.* keys")
+        elif self.forget is None:
+            raise ConfigError(f"{path}.forget: name the forget set on {self.dataset} (kind group, class or fraction; "
+                              f"e.g. {path}.forget={{kind: group, values: [actor01]}})")
+        if self.forget is not None:
+            self.forget.validate(f"{path}.forget")
+        if not 0 <= self.forget_holdout < 1:
+            raise ConfigError(f"{path}.forget_holdout must be in [0, 1), got {self.forget_holdout}")
+
+    def forget_set(self) -> ForgetSet:
+        """The forget set in force: ``forget``, else FSDD's ``forget_speakers``."""
+        return self.forget if self.forget is not None else ForgetSet("group", list(self.forget_speakers))
 
 
 @dataclass

@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 from audioforge.config import to_dict
 from audioforge.distributed import is_rank_zero
+from audioforge.errors import DataError
 from audioforge.processes import WorkerPool
 from audioforge.run import Run, output_folder
 from audioforge.tracking import Tracker
@@ -52,6 +53,11 @@ def run_experiment(cfg: UnlearnConfig, progress: bool = True, parent_id: str | N
                    "retain_train": dm.split_size("retain_train"), "full_train": dm.split_size("full_train")}
     if "forget_holdout" in dm.splits:
         split_sizes["excluded_held_out"] = dm.split_size("forget_holdout")
+    empty = [split for split, size in split_sizes.items() if size == 0]
+    if empty:
+        raise DataError(f"unlearning on {cfg.data.dataset} needs clips in every split, but {empty[0]} is empty "
+                        f"(sizes: {', '.join(f'{k} {v}' for k, v in split_sizes.items())}); change the dataset's "
+                        "split (data.options) or the forget set (data.forget)")
     started = time.perf_counter()
     with Run("unlearn", cfg.name, cfg.output_dir, cfg.tracking, {"audioforge.role": "experiment"}, to_dict(cfg),
              parent_id=parent_id) as run:
@@ -63,6 +69,7 @@ def run_experiment(cfg: UnlearnConfig, progress: bool = True, parent_id: str | N
         results = run_tasks(cfg, run.out_dir, run.tracker, seed_runs, progress,
                             on_seed_done=lambda seed: run.id and run.tracker.end_run(seed_runs[seed], "FINISHED"))
         report = build_report(cfg.name, results, cfg.unlearned, split_sizes)
+        report["forget"] = {"dataset": cfg.data.dataset, "set": cfg.data.forget_set().describe()}
         report["timing"]["experiment_seconds"] = time.perf_counter() - started
         report["timing"]["workers"] = worker_count(cfg)
         summary = {f"table{t}/{s}/{split}": v["mean"] for t in (1, 2) for s, splits in report[f"table{t}"].items()

@@ -1,6 +1,6 @@
-"""The fits of the speaker-unlearning protocol, one task each.
+"""The fits of the unlearning protocol, one task each.
 
-For every seed: ``original`` (all speakers) and ``gold`` (without the forget speaker) train from
+For every seed: ``original`` (the whole training split) and ``gold`` (without the forget set) train from
 the same initial weights; each scheme of the paper's schedule and each registered method
 (:mod:`audioforge.unlearning.methods`) then unlearns a copy of that seed's original.  A task is one
 fit and one nested MLflow run (per-epoch metrics, final scores, confusion matrices, checkpoint);
@@ -33,6 +33,8 @@ from audioforge.unlearning.config import FitConfig, UnlearnConfig
 from audioforge.unlearning.methods import MethodInputs, Plan, method, method_params
 from callbacks.rank_check import RankConsistency
 from callbacks.schedule import PhaseTimer, build_callbacks, total_epochs
+from datamodules import registry
+from datamodules.base import AudioDataModule
 from datamodules.fsdd import FSDDDataModule
 from lightning_modules.classifier import ClassifierModule
 
@@ -51,15 +53,19 @@ class Task:
         return None if self.role in BASE_ROLES else self.role
 
 
-def build_datamodule(cfg: UnlearnConfig, seed: int) -> FSDDDataModule:
+def build_datamodule(cfg: UnlearnConfig, seed: int) -> AudioDataModule:
+    """The data of one seed with its forget set carved out (splits full_train, retain_train, forget,
+    forget_holdout when held out, val, test)."""
     d = cfg.data
-    return FSDDDataModule(data_root(d.root), forget_speakers=d.forget_speakers, val_fraction=d.val_fraction,
-                          test_fraction=d.test_fraction, download=d.download, features=cfg.features,
-                          seed=seed, cache_dir=d.cache_dir, drop_last=d.drop_last, forget_holdout=d.forget_holdout,
-                          sealed=tuple(d.sealed_splits))
+    common = dict(features=cfg.features, seed=seed, cache_dir=d.cache_dir, drop_last=d.drop_last,
+                  forget=d.forget_set(), forget_holdout=d.forget_holdout, sealed=tuple(d.sealed_splits))
+    if d.dataset == "fsdd":
+        return FSDDDataModule(data_root(d.root), val_fraction=d.val_fraction, test_fraction=d.test_fraction,
+                              download=d.download, **common)
+    return registry.build_datamodule(d.dataset, data_root(d.root), d.options, base=common)
 
 
-def new_model(cfg: UnlearnConfig, dm: FSDDDataModule, fit: FitConfig, seed: int) -> ClassifierModule:
+def new_model(cfg: UnlearnConfig, dm: AudioDataModule, fit: FitConfig, seed: int) -> ClassifierModule:
     """A fresh classifier; the same ``seed`` gives the same initial weights."""
     pl.seed_everything(seed, verbose=False)
     return ClassifierModule(cfg.model.network, dm.input_shape, dm.num_classes, lr=fit.lr,
@@ -150,7 +156,7 @@ def run_task(cfg: UnlearnConfig, task: Task, out_dir: str, tracker: Tracker | No
     return entry
 
 
-def original_copy(cfg: UnlearnConfig, dm: FSDDDataModule, fit: FitConfig, seed: int) -> ClassifierModule:
+def original_copy(cfg: UnlearnConfig, dm: AudioDataModule, fit: FitConfig, seed: int) -> ClassifierModule:
     """A classifier holding seed ``seed``'s trained original (from the base-model cache)."""
     model = new_model(cfg, dm, fit, seed)
     cached = wait_for_original(cfg, seed, dm.content_key)
@@ -163,7 +169,7 @@ def original_copy(cfg: UnlearnConfig, dm: FSDDDataModule, fit: FitConfig, seed: 
     return model
 
 
-def method_build(cfg: UnlearnConfig, task: Task, dm: FSDDDataModule, model: ClassifierModule) -> Callable[[], Plan]:
+def method_build(cfg: UnlearnConfig, task: Task, dm: AudioDataModule, model: ClassifierModule) -> Callable[[], Plan]:
     """The set-up of registered method ``task.role`` on ``model``'s network (run inside the timed block)."""
     params = method_params(task.role, cfg.methods[task.role], f"methods.{task.role}")
     inputs = MethodInputs(net=model.net, original=copy.deepcopy(model.net).eval(), forget=dm.tensors("forget"),
@@ -187,7 +193,7 @@ def wait_for_original(cfg: UnlearnConfig, seed: int, content_key: str, seconds: 
     return cached
 
 
-def reuse_base_model(cfg: UnlearnConfig, task: Task, dm: FSDDDataModule, cached, key: str, folder: Path,
+def reuse_base_model(cfg: UnlearnConfig, task: Task, dm: AudioDataModule, cached, key: str, folder: Path,
                      tracker: Tracker | None, seed_run_id: str | None, tags: dict[str, str]) -> dict[str, Any]:
     """A base model from the cache: its recorded scores, a run saying where it came from, no training."""
     weights, entry = cached
@@ -206,13 +212,13 @@ def reuse_base_model(cfg: UnlearnConfig, task: Task, dm: FSDDDataModule, cached,
     return entry
 
 
-def score_model(model: ClassifierModule, dm: FSDDDataModule) -> dict[str, SplitScores]:
+def score_model(model: ClassifierModule, dm: AudioDataModule) -> dict[str, SplitScores]:
     splits = {**EVAL_SPLITS, **({"forget_holdout": "forget_holdout"} if "forget_holdout" in dm.splits else {})}
     return {name: score_split(model, *dm.tensors(split), dm.num_classes) for name, split in splits.items()
             if split not in dm.sealed}
 
 
-def measures(cfg: UnlearnConfig, model: ClassifierModule, dm: FSDDDataModule, scores: dict[str, SplitScores],
+def measures(cfg: UnlearnConfig, model: ClassifierModule, dm: AudioDataModule, scores: dict[str, SplitScores],
              folder: Path, seed: int) -> dict[str, Any]:
     """What a model's entry holds beyond its metrics: the membership attack (with its AUC on forget
     against same-speaker held-out clips when the split has them), the linear probe's AUC at telling
@@ -237,7 +243,7 @@ def save_forget_logits(forget: SplitScores, folder: Path) -> str:
     return str(path)
 
 
-def record(cfg: UnlearnConfig, task: Task, dm: FSDDDataModule, ckpt: Path | None, entry: dict[str, Any],
+def record(cfg: UnlearnConfig, task: Task, dm: AudioDataModule, ckpt: Path | None, entry: dict[str, Any],
            folder: Path, tracker: Tracker | None, run_id: str | None) -> None:
     """Confusion PNGs in the report folder, and everything (with the checkpoint, when this task
     wrote one) in the model's run."""

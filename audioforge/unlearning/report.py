@@ -117,8 +117,10 @@ def _fmt(entry: dict[str, Any], digits: int = 4) -> str:
 def markdown(report: dict[str, Any]) -> str:
     schemes = list(report["table1"])
     n = len(report["seeds"])
+    forget = report.get("forget")
     lines = [f"# {report['experiment']}", "",
-             f"Seeds {report['seeds']} (mean ± sample std over {n} seed{'s' * (n > 1)}). Split sizes: "
+             (f"Dataset {forget['dataset']}; forget set: {forget['set']} (excluded). " if forget else "")
+             + f"Seeds {report['seeds']} (mean ± sample std over {n} seed{'s' * (n > 1)}). Split sizes: "
              + ", ".join(f"{k} {v}" for k, v in report["split_sizes"].items()) + ".", ""]
     for key, title in (("table1", "Table 1: macro F1 after minus before unlearning"),
                        ("table2", "Table 2: macro F1 unlearned minus gold")):
@@ -146,7 +148,7 @@ def markdown(report: dict[str, Any]) -> str:
     if "membership" in report:
         lines += ["## Membership inference", "",
                   "Standardised logistic regression on each clip's true-class probability, entropy and log-loss, "
-                  "trained on retain-train (members) vs test (non-members), applied to the excluded speaker.", "",
+                  "trained on retain-train (members) vs test (non-members), applied to the forget set (excluded).", "",
                   "| model | attack accuracy (members vs non-members) | excluded called member |", "|---|---|---|"]
         for model, m in report["membership"].items():
             lines.append(f"| {model} | {m['attack_accuracy']['mean']:.3f} ± {m['attack_accuracy']['std']:.3f} | "
@@ -155,8 +157,8 @@ def markdown(report: dict[str, Any]) -> str:
     if any(report.get("forgetting", {}).values()):
         lines += ["## Forgetting", "",
                   "Jensen-Shannon divergence (bits) of forget-set outputs to the gold model's; a linear probe's "
-                  "AUC at telling the forget speaker's penultimate features from the other speakers' (compare "
-                  "with gold); the attack's AUC at telling forget clips from held-out clips of the same speaker "
+                  "AUC at telling the forget set's penultimate features from retain-train's (compare "
+                  "with gold); the attack's AUC at telling forget clips from held-out clips of the forget set "
                   "(with `data.forget_holdout`; the original's value is the attack's power).", "",
                   "| model | JS to gold | probe AUC | attack AUC, forget vs held-out |", "|---|---|---|---|"]
         for model, f in report["forgetting"].items():
@@ -187,6 +189,6 @@ def plots(report: dict[str, Any], folder: Path) -> list[Path]:
         models = list(report["membership"])
         rate = [report["membership"][m]["target_member_rate"] for m in models]
         fig = grouped_bars(models, {"excluded called member": ([r["mean"] for r in rate], [r["std"] for r in rate])},
-                           "share", "membership inference on the excluded speaker")
+                           "share", "membership inference on the forget set")
         files.append(save(fig, folder / "membership.png"))
     return files
