@@ -13,6 +13,11 @@ Splits (deterministic per seed):
 
 ``forget_speakers=[]`` (distillation, plain classification) stratifies all 3,000 clips:
 ``full_train`` / ``val`` / ``test`` = 2457 / 243 / 300.
+
+The speaker protocol (``test_speakers`` and ``val_speakers`` given) splits by speaker instead:
+every clip of the test speakers is ``test``, of the validation speakers ``val``, and the other
+speakers (less any forget speakers) train, so no speaker is in two splits: a model is scored on
+voices it never heard.  ``val_fraction`` and ``test_fraction`` are then unused.
 """
 
 from __future__ import annotations
@@ -37,12 +42,25 @@ class FSDDDataModule(AudioDataModule):
 
     def __init__(self, root: str | Path, forget_speakers: list[str] = ("george",), val_fraction: float = 0.09,
                  test_fraction: float = 0.10, download: bool = True, train_split: str = "full_train",
-                 forget_holdout: float = 0.0, forget: ForgetSet | None = None, **kwargs):
+                 forget_holdout: float = 0.0, forget: ForgetSet | None = None,
+                 test_speakers: list[str] | None = None, val_speakers: list[str] | None = None, **kwargs):
         # speakers are forgotten by FSDD's own protocol (validation and test drawn from the other
         # speakers); a class or a random fraction is carved by the base from the whole training split
         if forget is not None:
             forget_speakers, forget = (list(forget.values), None) if forget.kind == "group" else ([], forget)
         self.forget_speakers = list(forget_speakers)
+        self.test_speakers = None if test_speakers is None else list(test_speakers)
+        self.val_speakers = None if val_speakers is None else list(val_speakers)
+        if (self.test_speakers is None) != (self.val_speakers is None):
+            raise ConfigError("data.options.test_speakers and val_speakers go together (the speaker protocol)")
+        if self.test_speakers is not None:
+            if not self.test_speakers or not self.val_speakers:
+                raise ConfigError("data.options.test_speakers and val_speakers must each name at least one speaker")
+            named = [*self.test_speakers, *self.val_speakers, *self.forget_speakers]
+            twice = sorted({s for s in named if named.count(s) > 1})
+            if twice:
+                raise ConfigError(f"speaker {twice[0]!r} is named for two splits (test_speakers, val_speakers, "
+                                  "forget_speakers must be disjoint)")
         super().__init__(root, train_split=train_split, forget=forget, forget_holdout=forget_holdout, **kwargs)
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.download = download
@@ -81,6 +99,15 @@ class FSDDDataModule(AudioDataModule):
             raise DataError(f"unknown forget speaker {unknown[0]!r}: the speakers in {folder} are {', '.join(speakers)}")
         if set(self.forget_speakers) >= set(speakers):
             raise DataError(f"data.forget_speakers must not name every speaker ({', '.join(speakers)})")
+        if self.test_speakers is not None:
+            unknown = [s for s in self.test_speakers + self.val_speakers if s not in speakers]
+            if unknown:
+                raise DataError(f"unknown test or validation speaker {unknown[0]!r}: the speakers in {folder} are "
+                                f"{', '.join(speakers)}")
+            held = set(self.test_speakers + self.val_speakers + self.forget_speakers)
+            if not set(speakers) - held:
+                raise DataError(f"the speaker protocol leaves no training speaker: {', '.join(speakers)} are all "
+                                "test, validation or forget speakers")
         return items
 
     def make_splits(self, items: list[AudioItem]) -> dict[str, np.ndarray]:
@@ -88,6 +115,12 @@ class FSDDDataModule(AudioDataModule):
         labels = np.array([i.label for i in items])
         is_forget = np.array([i.group in forget_set for i in items])
         forget, retained = np.flatnonzero(is_forget), np.flatnonzero(~is_forget)
+        if self.test_speakers is not None:
+            speaker = np.array([i.group for i in items])
+            test = np.flatnonzero(np.isin(speaker, self.test_speakers))
+            val = np.flatnonzero(np.isin(speaker, self.val_speakers))
+            train = np.setdiff1d(retained, np.r_[test, val])
+            return self.forget_splits({"retain_train": train, "val": val, "test": test}, forget, labels)
         n = len(retained)
         n_test, n_val = round(n * self.test_fraction), round(n * self.val_fraction)
         try:
@@ -97,7 +130,11 @@ class FSDDDataModule(AudioDataModule):
             raise DataError(f"cannot split {n} retained FSDD clips into stratified train/val/test "
                             f"({self.val_fraction}/{self.test_fraction}): {exc}") from None
         train, val, test = np.sort(train), np.sort(val), np.sort(test)
-        splits = {"retain_train": train, "val": val, "test": test}
+        return self.forget_splits({"retain_train": train, "val": val, "test": test}, forget, labels)
+
+    def forget_splits(self, splits: dict[str, np.ndarray], forget: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
+        """``splits`` with the forget speakers' clips (``forget``), their held-out share, and ``full_train``."""
+        train = splits["retain_train"]
         if self.forget_holdout > 0 and self.forget is None:
             try:
                 forget, held = train_test_split(forget, test_size=self.forget_holdout, stratify=labels[forget],

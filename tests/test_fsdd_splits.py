@@ -114,3 +114,27 @@ def test_a_sealed_split_cannot_be_read_but_its_size_is_known(data_root):
         dm.tensors("test")
     with pytest.raises(DataError, match="sealed"):
         dm.test_dataloader()
+
+
+def test_the_speaker_protocol_never_puts_one_speaker_in_two_splits(data_root):
+    dm = FSDDDataModule(data_root, forget_speakers=[], test_speakers=["george"], val_speakers=["jackson"],
+                        download=False)
+    dm.setup()
+    groups = {split: set(dm.groups(split)) for split in ("full_train", "val", "test")}
+    assert groups["test"] == {"george"} and groups["val"] == {"jackson"}
+    assert groups["full_train"] == {"lucas", "nicolas", "theo", "yweweler"}
+    assert (dm.split_size("full_train"), dm.split_size("val"), dm.split_size("test")) == (2000, 500, 500)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"test_speakers": ["george"]}, "test_speakers and val_speakers go together"),
+    ({"test_speakers": ["george"], "val_speakers": ["george"]}, "speaker 'george' is named for two splits"),
+    ({"test_speakers": ["george"], "val_speakers": ["bob"]}, "unknown test or validation speaker 'bob'"),
+    ({"test_speakers": ["george", "jackson", "lucas"], "val_speakers": ["nicolas", "theo", "yweweler"]},
+     "leaves no training speaker"),
+])
+def test_bad_speaker_protocols(data_root, options, message):
+    from audioforge.errors import ConfigError, DataError
+
+    with pytest.raises((ConfigError, DataError), match=message):
+        FSDDDataModule(data_root, forget_speakers=[], download=False, **options).setup()
