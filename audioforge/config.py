@@ -58,6 +58,13 @@ def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def override(key: str, value: Any) -> str:
+    """The ``key=value`` override that :func:`apply_override` reads back as exactly ``value``
+    (YAML, not JSON: YAML reads JSON's ``1e-06`` as a string)."""
+    text = yaml.safe_dump(value, default_flow_style=True, width=10**9).strip()
+    return f"{key}={text.removesuffix('...').strip()}"
+
+
 def apply_override(data: dict[str, Any], override: str) -> None:
     """Apply one ``a.b.0.c=value`` override in place; the value is parsed as YAML."""
     if "=" not in override:

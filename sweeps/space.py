@@ -9,7 +9,7 @@ import json
 
 import optuna
 
-from audioforge.config import from_dict, load_config
+from audioforge.config import from_dict, load_config, override
 from audioforge.errors import ConfigError
 from audioforge.paths import beside
 from audioforge.unlearning.config import UnlearnConfig
@@ -56,7 +56,7 @@ def trial_config(sweep: SweepConfig, values: dict[str, Any], base_dir: Path) -> 
     """The unlearning config of one trial (only the trial's scheme or method kept, the test split
     sealed) and that model's name."""
     overrides = [*sweep.unlearn_overrides]
-    overrides += [f"{k}={json.dumps(v)}" for k, v in values.items() if k != SCHEME]
+    overrides += [override(k, v) for k, v in values.items() if k != SCHEME]
     if sweep.seeds is not None:
         overrides.append(f"seeds={list(sweep.seeds)}")
     try:

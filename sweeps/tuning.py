@@ -15,25 +15,33 @@ from typing import Any
 from audioforge.tracking import TrackingConfig
 from audioforge.unlearning.bench import TuningConfig
 from sweeps.config import SweepConfig
+from sweeps.space import check_space
 from sweeps.study import run_sweep
 
 
 def tune_method(method: str, unlearn_config: Path, overrides: list[str], tuning: TuningConfig, out_dir: Path,
-                tracking: TrackingConfig, parent_id: str | None, progress: bool = True) -> dict[str, Any]:
+                tracking: TrackingConfig, parent_id: str | None, progress: bool = True,
+                check_only: bool = False) -> dict[str, Any]:
     """Run (or resume) method ``method``'s study; its chosen parameters (by the method's own names),
-    the chosen trial's and the defaults' validation objectives, and the completed trials."""
+    the chosen trial's and the defaults' validation objectives, and the completed trials.
+    ``check_only``: build the trial config at every corner of the space and return (bad spaces
+    fail before a benchmark starts anything)."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     sweep = SweepConfig(name=f"tune-{method}", unlearn_config=str(unlearn_config), unlearn_overrides=list(overrides),
                         seeds=list(tuning.seeds), method=method, n_trials=tuning.trials, workers=tuning.workers,
                         sampler_seed=tuning.sampler_seed, pruning=False,
                         storage=f"sqlite:///{(out_dir / 'studies.db').resolve()}",
                         output_dir=str(out_dir / method), tracking=tracking)
     sweep.validate()
+    if check_only:
+        check_space(sweep, Path.cwd())
+        return {}
+    out_dir.mkdir(parents=True, exist_ok=True)
     summary = run_sweep(sweep, Path.cwd(), progress, parent_id)
     best = summary["best"]
     if best is None:
         raise RuntimeError(f"tuning {method}: no trial completed (see {out_dir / method})")
     prefix = f"methods.{method}."
     return {"params": {k.removeprefix(prefix): v for k, v in best["params"].items()},
-            "objectives": best["objectives"], "score": sweep.objective.score(best["objectives"]), "baseline": summary["baseline"], "trials": summary["completed"]}
+            "objectives": best["objectives"], "score": sweep.objective.score(best["objectives"]),
+            "baseline": summary["baseline"], "trials": summary["completed"]}

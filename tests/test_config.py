@@ -72,3 +72,13 @@ def test_apply_override_creates_missing_mappings():
     data = {}
     apply_override(data, "a.b.c=1.5")
     assert data == {"a": {"b": {"c": 1.5}}}
+
+
+@pytest.mark.parametrize("value", [1e-06, 9.9e-05, 1e20, 0.5, 3, True, None, "x y", [1e-7, "linear"], {"a": 2.5e-8}])
+def test_an_override_written_from_a_value_reads_back_as_that_value(value):
+    """JSON would write 1e-06, which YAML reads as a string: a sweep's small learning rates."""
+    from audioforge.config import apply_override, override
+
+    data = {"key": {"leaf": "old"}}
+    apply_override(data, override("key.leaf", value))
+    assert data["key"]["leaf"] == value and type(data["key"]["leaf"]) is type(value)

@@ -203,3 +203,17 @@ def test_a_killed_worker_fails_the_sweep_naming_it_and_a_rerun_completes(synthet
     client = MlflowClient(f"sqlite:///{mlflow_store / 'mlflow.db'}")
     exp = client.get_experiment_by_name("one-worker-killed")
     assert not client.search_runs([exp.experiment_id], filter_string="attributes.status = 'RUNNING'")
+
+
+def test_every_registered_search_space_builds_a_trial_config_at_its_corners():
+    """A space whose ends a config would refuse (a learning rate written 1e-06 read back as text)
+    fails here rather than minutes into a benchmark."""
+    from audioforge.unlearning.bench import TuningConfig
+    from audioforge.unlearning.methods import METHODS
+    from sweeps.tuning import tune_method
+
+    searched = [name for name, m in METHODS.items() if m.search]
+    assert len(searched) == len(METHODS)
+    for name in searched:
+        assert tune_method(name, REPO / "configs" / "unlearn" / "quick.yaml", [], TuningConfig(trials=2), Path("."),
+                           None, None, check_only=True) == {}

@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from audioforge.config import load_config, to_dict
+from audioforge.config import load_config, override, to_dict
 from audioforge.errors import ConfigError
 from audioforge.paths import beside, data_root
 from audioforge.run import Run, mean_std
@@ -136,6 +136,12 @@ def cell_overrides(bench: BenchConfig, speaker: str, seeds: list[int]) -> list[s
     return overrides
 
 
+def tuning_overrides(bench: BenchConfig, name: str, speaker: str) -> list[str]:
+    """The unlearn-config overrides of method ``name``'s tuning trials (its benchmark settings as the start)."""
+    overrides = cell_overrides(bench, speaker, list(bench.tuning.seeds))
+    return overrides + [override(f"methods.{name}.{k}", v) for k, v in bench.benchmarked_methods()[name].items()]
+
+
 def cell_configs(bench: BenchConfig, speakers: list[str], config_dir: Path) -> list[tuple[str, UnlearnConfig]]:
     """One unlearn config per forget speaker (checked now: a bad key fails before anything runs)."""
     methods = bench.benchmarked_methods()
@@ -189,14 +195,16 @@ def run_bench(bench: BenchConfig, config_dir: Path, progress: bool = True,
     if tuned and tune is None:
         raise ConfigError("tuning.trials: this entry point runs no tuning studies (run `audioforge unlearn-bench`)")
     cells = cell_configs(bench, speakers, config_dir)
+    for name in tuned:  # every search space checked before anything runs
+        tune(name, beside(bench.unlearn_config, config_dir), tuning_overrides(bench, name, tuning_speaker),
+             bench.tuning, Path("."), bench.tracking, None, progress, check_only=True)
     with Run("unlearn-bench", bench.name, bench.output_dir, bench.tracking, {"audioforge.role": "benchmark"},
              to_dict(bench)) as run:
         tuning = {}
         for name in tuned:
-            overrides = cell_overrides(bench, tuning_speaker, list(bench.tuning.seeds))
-            overrides += [f"methods.{name}.{k}={json.dumps(v)}" for k, v in bench.benchmarked_methods()[name].items()]
-            tuning[name] = tune(name, beside(bench.unlearn_config, config_dir), overrides, bench.tuning,
-                                run.out_dir / "tuning", bench.tracking, run.id, progress)
+            tuning[name] = tune(name, beside(bench.unlearn_config, config_dir),
+                                tuning_overrides(bench, name, tuning_speaker), bench.tuning, run.out_dir / "tuning",
+                                bench.tracking, run.id, progress)
             for _, cfg in cells:
                 cfg.methods[f"{name}{VARIANT}{TUNED}"] = {**cfg.methods[name], **tuning[name]["params"]}
                 cfg.validate()
