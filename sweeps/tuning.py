@@ -22,8 +22,9 @@ from sweeps.study import run_sweep
 def tune_method(method: str, unlearn_config: Path, overrides: list[str], tuning: TuningConfig, out_dir: Path,
                 tracking: TrackingConfig, parent_id: str | None, progress: bool = True,
                 check_only: bool = False) -> dict[str, Any]:
-    """Run (or resume) method ``method``'s study; its chosen parameters (by the method's own names),
-    the chosen trial's and the defaults' validation objectives, and the completed trials.
+    """Run (or resume) method ``method``'s study; its chosen parameters (by the method's own names;
+    none when no trial beat the defaults, which were scored on the same seeds), the chosen and the
+    defaults' validation objectives, and the completed trials.
     ``check_only``: build the trial config at every corner of the space and return (bad spaces
     fail before a benchmark starts anything)."""
     out_dir = Path(out_dir)
@@ -42,6 +43,10 @@ def tune_method(method: str, unlearn_config: Path, overrides: list[str], tuning:
     if best is None:
         raise RuntimeError(f"tuning {method}: no trial completed (see {out_dir / method})")
     prefix = f"methods.{method}."
+    score, baseline = sweep.objective.score(best["objectives"]), summary["baseline"]
+    if baseline["score"] <= score:  # the defaults were scored on the same seeds: no trial beat them
+        return {"params": {}, "objectives": {k: baseline[k] for k in best["objectives"]}, "score": baseline["score"],
+                "baseline": baseline, "trials": summary["completed"], "kept_defaults": True}
     return {"params": {k.removeprefix(prefix): v for k, v in best["params"].items()},
-            "objectives": best["objectives"], "score": sweep.objective.score(best["objectives"]),
-            "baseline": summary["baseline"], "trials": summary["completed"]}
+            "objectives": best["objectives"], "score": score, "baseline": baseline, "trials": summary["completed"],
+            "kept_defaults": False}

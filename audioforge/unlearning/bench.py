@@ -356,7 +356,8 @@ def tuning_markdown(tuning: dict[str, Any]) -> list[str]:
              "| method | chosen settings | objective: default → tuned | avg gap, other speakers: default → tuned | "
              "forget F1, other speakers: default → tuned |", "|---|---|---|---|---|"]
     for name, t in tuning["methods"].items():
-        settings = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in t["params"].items())
+        settings = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in t["params"].items()) \
+            or "the defaults (no trial beat them)"
         objective = f"{t['baseline']['score']:.3f} → {t['score']:.3f}"
         other = t.get("other_speakers")
         gap = f"{_cell(other['default'].get('avg_gap'))} → {_cell(other['tuned'].get('avg_gap'))}" if other else "-"
