@@ -66,7 +66,6 @@ def carve(groups: Sequence[str], labels: np.ndarray, class_names: Sequence[str],
         if unknown:
             raise DataError(f"data.forget: {dataset} has no group {unknown[0]!r} (groups: {', '.join(known)})")
         chosen = np.isin(groups, list(forget.values))
-        in_train = chosen[train]
         absent = [v for v in forget.values if not np.any(groups[train] == v)]
         if absent:
             raise DataError(f"data.forget: group {absent[0]!r} has no clips in {dataset}'s training split "
@@ -77,7 +76,6 @@ def carve(groups: Sequence[str], labels: np.ndarray, class_names: Sequence[str],
             raise DataError(f"data.forget: {dataset} has no class {unknown[0]!r} (classes: {', '.join(class_names)})")
         ids = [list(class_names).index(v) for v in forget.values]
         chosen = np.isin(labels, ids)
-        in_train = chosen[train]
     else:
         chosen = np.zeros(len(labels), dtype=bool)
         try:
@@ -85,7 +83,7 @@ def carve(groups: Sequence[str], labels: np.ndarray, class_names: Sequence[str],
         except ValueError:  # too few clips per class to stratify: a plain random draw
             picked = np.random.default_rng(seed).choice(train, max(1, round(forget.fraction * len(train))), replace=False)
         chosen[picked] = True
-        in_train = chosen[train]
+    in_train = chosen[train]
     forget_idx, retain = train[in_train], train[~in_train]
     if len(forget_idx) == 0:
         raise DataError(f"data.forget: {forget.describe()} selects no training clip of {dataset}")

@@ -42,11 +42,11 @@ def tune_method(method: str, unlearn_config: Path, overrides: list[str], tuning:
     best = summary["best"]
     if best is None:
         raise RuntimeError(f"tuning {method}: no trial completed (see {out_dir / method})")
+    baseline = summary["baseline"]
+    # the defaults were scored on the same seeds: when no trial beat them, they are the choice
+    kept = baseline["score"] <= sweep.objective.score(best["objectives"])
+    objectives = {k: baseline[k] for k in best["objectives"]} if kept else best["objectives"]
     prefix = f"methods.{method}."
-    score, baseline = sweep.objective.score(best["objectives"]), summary["baseline"]
-    if baseline["score"] <= score:  # the defaults were scored on the same seeds: no trial beat them
-        return {"params": {}, "objectives": {k: baseline[k] for k in best["objectives"]}, "score": baseline["score"],
-                "baseline": baseline, "trials": summary["completed"], "kept_defaults": True}
-    return {"params": {k.removeprefix(prefix): v for k, v in best["params"].items()},
-            "objectives": best["objectives"], "score": score, "baseline": baseline, "trials": summary["completed"],
-            "kept_defaults": False}
+    return {"params": {} if kept else {k.removeprefix(prefix): v for k, v in best["params"].items()},
+            "objectives": objectives, "score": sweep.objective.score(objectives), "baseline": baseline,
+            "trials": summary["completed"], "kept_defaults": kept}

@@ -195,16 +195,16 @@ def run_bench(bench: BenchConfig, config_dir: Path, progress: bool = True,
     if tuned and tune is None:
         raise ConfigError("tuning.trials: this entry point runs no tuning studies (run `audioforge unlearn-bench`)")
     cells = cell_configs(bench, speakers, config_dir)
-    for name in tuned:  # every search space checked before anything runs
-        tune(name, beside(bench.unlearn_config, config_dir), tuning_overrides(bench, name, tuning_speaker),
-             bench.tuning, Path("."), bench.tracking, None, progress, check_only=True)
+    unlearn_config = beside(bench.unlearn_config, config_dir)
+    studies = {name: tuning_overrides(bench, name, tuning_speaker) for name in tuned}
+    for name, overrides in studies.items():  # every search space checked before anything runs
+        tune(name, unlearn_config, overrides, bench.tuning, Path("."), bench.tracking, None, progress, check_only=True)
     with Run("unlearn-bench", bench.name, bench.output_dir, bench.tracking, {"audioforge.role": "benchmark"},
              to_dict(bench)) as run:
         tuning = {}
-        for name in tuned:
-            tuning[name] = tune(name, beside(bench.unlearn_config, config_dir),
-                                tuning_overrides(bench, name, tuning_speaker), bench.tuning, run.out_dir / "tuning",
-                                bench.tracking, run.id, progress)
+        for name, overrides in studies.items():
+            tuning[name] = tune(name, unlearn_config, overrides, bench.tuning, run.out_dir / "tuning", bench.tracking,
+                                run.id, progress)
             for _, cfg in cells:
                 cfg.methods[f"{name}{VARIANT}{TUNED}"] = {**cfg.methods[name], **tuning[name]["params"]}
                 cfg.validate()
