@@ -380,11 +380,21 @@ COMMANDS = {"unlearn": cmd_unlearn, "unlearn-bench": cmd_unlearn_bench, "classif
             "distill": cmd_distill, "distill-eval": cmd_distill_eval, "distill-table": cmd_distill_table, "sweep": cmd_sweep, "ui": cmd_ui}
 
 
+POOLED = ("unlearn", "unlearn-bench", "sweep", "distill-table", "rir")  # commands that open worker pools
+
+
 def main(argv: list[str] | None = None) -> int:
+    rank = os.environ.get("LOCAL_RANK", "0") not in ("", "0")  # a DDP rank the launcher started
+    words = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")]
+    if not rank and words and words[0] in POOLED:
+        from audioforge.forkserver import warm_up
+
+        warm_up()  # its imports run beside this process's own, which start here
     from audioforge import events, signals
 
     signals.install()  # SIGTERM and SIGINT unwind: runs end KILLED, workers are stopped
-    if os.environ.get("LOCAL_RANK", "0") not in ("", "0"):  # a DDP rank the launcher started
+
+    if rank:
         from audioforge.processes import die_with_parent
 
         die_with_parent(os.getppid())

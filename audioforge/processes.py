@@ -2,7 +2,7 @@
 
 :class:`WorkerPool` runs tasks in worker processes (``concurrent.futures``), or inline when one
 job is enough.  Workers are forked from a fork server that imported torch, Lightning and MLflow
-once (``multiprocessing``'s ``forkserver`` context with :data:`PRELOAD`): a new worker costs a
+once (:mod:`audioforge.forkserver`, started early by the commands that open pools): a new worker costs a
 fork, not the seconds those imports take, which matters for pools that start a fresh process per
 task (table cells).  A worker takes the command's environment and working directory as they were
 when its pool opened, as a spawned process would.  Guarantees:
@@ -35,17 +35,14 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from multiprocessing import get_context
 from typing import Any, Callable, Hashable, Iterable
 
 from audioforge import events, signals
+from audioforge.forkserver import context
 from audioforge.errors import Interrupted, WorkerError
 
 PR_SET_PDEATHSIG = 1
 STOP_GRACE_SECONDS = 10.0
-# imported once by the fork server, so that workers start without importing them again
-PRELOAD = ["audioforge.processes", "torch", "lightning.pytorch", "torchmetrics", "mlflow", "sklearn.linear_model",
-           "sklearn.model_selection", "sklearn.metrics", "sklearn.pipeline", "sklearn.preprocessing"]
 
 _sink: Callable[[int], None] | None = None   # where progress(n) goes in this process
 _channel = None                              # in a worker: the queue to the command's process
@@ -162,8 +159,7 @@ class WorkerPool:
         global _sink
         self._outer_sink, _sink = _sink, self.progress
         if not self.inline:
-            ctx = get_context("forkserver")
-            ctx.set_forkserver_preload(PRELOAD)  # read when this process first starts its fork server
+            ctx = context()
             self._channel = ctx.Queue()
             self._executor = ProcessPoolExecutor(self.jobs, mp_context=ctx, initializer=_init_worker,
                                                  initargs=(os.getpid(), dict(os.environ), os.getcwd(), self._channel),

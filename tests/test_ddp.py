@@ -12,6 +12,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
+from audioforge.cli import main
 from audioforge.config import load_config
 from audioforge.unlearning.config import UnlearnConfig
 from audioforge.unlearning.protocol import build_datamodule
@@ -37,17 +38,18 @@ DDP = ["--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "original.
        "unlearning.batch_size=8"]
 
 
-def run(args: list[str]) -> None:
-    env = {**os.environ, "MLFLOW_LOGGING_LEVEL": "WARNING"}
-    done = subprocess.run([sys.executable, "-m", "audioforge", *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-
-
 def test_ddp_ranks_stay_identical_and_equal_a_single_process_run(synthetic_fsdd, mlflow_store, tmp_path):
     tracking = [f"tracking.store={mlflow_store}", "tracking.experiment=ddp", "--data", str(synthetic_fsdd)]
-    run([*COMMON, *tracking, *DDP, "--output", str(tmp_path / "ddp")])
-    run([*COMMON, *tracking, "jobs=1", "--output", str(tmp_path / "single")])
+    # the DDP launch in its own process (as a user starts it), the one-process run here meanwhile
+    ddp_launch = subprocess.Popen([sys.executable, "-m", "audioforge", *COMMON, *tracking, *DDP, "--output",
+                                   str(tmp_path / "ddp")], cwd=REPO, env={**os.environ, "MLFLOW_LOGGING_LEVEL": "WARNING"},
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert main([*COMMON, *tracking, "jobs=1", "--output", str(tmp_path / "single")]) == 0
+        _, stderr = ddp_launch.communicate(timeout=600)
+    finally:
+        ddp_launch.kill()
+    assert ddp_launch.returncode == 0, stderr[-3000:]
     ddp = json.loads((tmp_path / "ddp" / "report.json").read_text())
     single = json.loads((tmp_path / "single" / "report.json").read_text())
     # parameter checksums equal across both ranks after every epoch, so after every phase
