@@ -1,6 +1,7 @@
-"""Memory and time of one MTT outer iteration against ``syn_steps``, plain unroll beside the
-checkpointed one (``mtt.checkpoint_steps``), each measured in a fresh process (peak RSS) on the
-FD-MFCC shape (3 x 20 x 20), ConvNet, 10 classes, 50 synthetic examples per student step."""
+"""Memory and time of one MTT outer iteration against ``syn_steps`` for the three gradients
+(``mtt.gradient``: unrolled, checkpointed, constant_memory), each measured in a fresh process
+(peak RSS) on the FD-MFCC shape (3 x 20 x 20), ConvNet, 10 classes, 50 synthetic examples per
+student step.  ``python benchmarks/mtt_memory.py [--steps 5 10 20 40 80]``"""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import tempfile
 import time
 
 
-def one(syn_steps: int, checkpointed: bool, batch: int, folder: str) -> tuple[float, float, float]:
+def one(syn_steps: int, gradient: str, batch: int, folder: str) -> tuple[float, float, float]:
     import torch
 
     from lightning_modules.distillation.expert_buffer import ExpertBuffer
@@ -31,32 +32,43 @@ def one(syn_steps: int, checkpointed: bool, batch: int, folder: str) -> tuple[fl
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     m = TrajectoryMatching("convnet", shape, 10, torch.randn(100, *shape), torch.arange(10).repeat(10), folder,
                            syn_steps=syn_steps, expert_epochs=1, max_start_epoch=2, batch_syn=batch,
-                           checkpoint_steps=checkpointed)
+                           gradient=gradient)
     t0 = time.perf_counter()
-    loss = m.matching_loss(buffer.load(0), 0)
-    loss.backward()
+    if gradient == "constant_memory":
+        m.constant_memory_backward(buffer.load(0), 0)
+    else:
+        m.matching_loss(buffer.load(0), 0).backward()
     seconds = time.perf_counter() - t0
     return seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, base_rss
 
 
-def measure(syn_steps: int, checkpointed: bool, batch: int = 50) -> tuple[float, float, float]:
+GRADIENTS = ("unrolled", "checkpointed", "constant_memory")
+
+
+def measure(syn_steps: int, gradient: str, batch: int = 50) -> tuple[float, float, float]:
     with tempfile.TemporaryDirectory() as folder, mp.get_context("spawn").Pool(1) as pool:
-        return pool.apply(one, (syn_steps, checkpointed, batch, folder))
+        return pool.apply(one, (syn_steps, gradient, batch, folder))
 
 
 def main(argv: list[str] | None = None) -> dict:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, nargs="+", default=[5, 10, 20, 40])
+    args, _ = parser.parse_known_args(argv)
     out = {}
-    print("syn_steps | plain: s, peak MB | checkpointed: s, peak MB | memory ratio | time ratio")
-    for steps in (5, 10, 20, 40):
-        (tp, mp_, base), (tc, mc, _) = measure(steps, False), measure(steps, True)
-        out[steps] = {"plain": {"seconds": tp, "peak_mb": mp_}, "checkpointed": {"seconds": tc, "peak_mb": mc},
-                      "baseline_mb": base}
-        print(f"{steps:9d} | {tp:5.2f} s, {mp_:6.0f} MB | {tc:5.2f} s, {mc:6.0f} MB | {mc / mp_:.2f} | {tc / tp:.2f}")
+    print("syn_steps | " + " | ".join(f"{g}: s, peak MB" for g in GRADIENTS))
+    for steps in args.steps:
+        out[steps] = {}
+        for g in GRADIENTS:
+            seconds, peak, base = measure(steps, g)
+            out[steps][g] = {"seconds": seconds, "peak_mb": peak, "baseline_mb": base}
+        print(f"{steps:9d} | " + " | ".join(f"{out[steps][g]['seconds']:5.2f} s, {out[steps][g]['peak_mb']:6.0f} MB"
+                                          for g in GRADIENTS), flush=True)
     s = sorted(out)
-    slope_p = (out[s[-1]]["plain"]["peak_mb"] - out[s[0]]["plain"]["peak_mb"]) / (s[-1] - s[0])
-    slope_c = (out[s[-1]]["checkpointed"]["peak_mb"] - out[s[0]]["checkpointed"]["peak_mb"]) / (s[-1] - s[0])
-    print(f"memory per extra step: plain {slope_p:.0f} MB, checkpointed {slope_c:.0f} MB")
-    out["slope_mb_per_step"] = {"plain": slope_p, "checkpointed": slope_c}
+    slopes = {g: (out[s[-1]][g]["peak_mb"] - out[s[0]][g]["peak_mb"]) / (s[-1] - s[0]) for g in GRADIENTS}
+    print("memory per extra step: " + ", ".join(f"{g} {v:.1f} MB" for g, v in slopes.items()))
+    out["slope_mb_per_step"] = slopes
     return out
 
 

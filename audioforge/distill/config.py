@@ -34,9 +34,14 @@ class MTTConfig:
     lr_lr: float = 1e-5
     lr_init: float = 0.01
     batch_syn: int | None = 50           # synthetic examples per student step (null: the whole set)
-    checkpoint_steps: bool = False       # recompute unroll activations in backward: less memory, more time
+    gradient: str = "unrolled"           # unrolled | checkpointed | constant_memory (same gradient, less memory)
+    augment: bool = False                # siamese augmentation (``augment``) of every student step's minibatch
 
     def validate(self, path: str = "mtt") -> None:
+        from lightning_modules.distillation.mtt import GRADIENTS
+
+        if self.gradient not in GRADIENTS:
+            raise ConfigError(f"{path}.gradient must be one of {', '.join(GRADIENTS)}, got {self.gradient!r}")
         if min(self.syn_steps, self.expert_epochs, self.max_start_epoch) < 1:
             raise ConfigError(f"{path}: syn_steps, expert_epochs and max_start_epoch must be >= 1")
         if self.lr_img <= 0 or self.lr_lr < 0 or self.lr_init <= 0:

@@ -7,9 +7,13 @@ from audioforge.distill.methods import register_learned
 
 @register_learned("mtt", needs_buffer=True)
 def build(cfg, dm, syn_x, syn_y, buffer):
+    import dataclasses
+
     from lightning_modules.distillation import TrajectoryMatching
+    from lightning_modules.distillation.augment import SiameseAugment
 
     m = cfg.mtt
+    augment = SiameseAugment(**dataclasses.asdict(cfg.augment), seed=cfg.seed) if m.augment else None
     return TrajectoryMatching(cfg.network, dm.input_shape, dm.num_classes, syn_x, syn_y, str(buffer.folder),
                               cfg.network_kwargs, m.syn_steps, m.expert_epochs, m.max_start_epoch, m.lr_img, m.lr_lr,
-                              m.lr_init, m.batch_syn, checkpoint_steps=m.checkpoint_steps, seed=cfg.seed)
+                              m.lr_init, m.batch_syn, gradient=m.gradient, augment=augment, seed=cfg.seed)
