@@ -37,14 +37,30 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def resolve_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config, first merging the files it names under ``base:`` (relative paths)."""
+    """Read a YAML config, first merging the files it names under ``base:`` (relative paths).  A
+    nested section may name one file too (``distill: {base: ../distill/reference.yaml}``: a table
+    whose cells start from a distill preset); there ``base`` must be a path ending in .yaml."""
     path = Path(path)
     data = read_yaml(path)
     bases = data.pop("base", [])
     merged: dict[str, Any] = {}
     for base in [bases] if isinstance(bases, str) else bases:
         merged = deep_merge(merged, resolve_yaml(path.parent / base))
-    return deep_merge(merged, data)
+    return deep_merge(merged, nested_bases(data, path.parent))
+
+
+def nested_bases(data: dict[str, Any], folder: Path) -> dict[str, Any]:
+    out = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            base = value.get("base")
+            if isinstance(base, str) and base.endswith((".yaml", ".yml")):
+                rest = {k: v for k, v in value.items() if k != "base"}
+                value = deep_merge(resolve_yaml(folder / base), nested_bases(rest, folder))
+            else:
+                value = nested_bases(value, folder)
+        out[key] = value
+    return out
 
 
 def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:

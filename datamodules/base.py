@@ -142,6 +142,11 @@ class AudioDataModule(pl.LightningDataModule):
         self.feature_stats = {"mean": mean, "std": std}
         return self.feature_stats
 
+    def split_key(self, split: str) -> str:
+        """A digest of which clips ``split`` holds (caches of anything trained on a split name it:
+        two protocols' training splits of the same files differ)."""
+        return tensor_digest(self._split_indices(split))
+
     def groups(self, split: str) -> list[str]:
         return [self.items[i].group for i in self._split_indices(split).tolist()]
 

@@ -40,9 +40,21 @@ def classification_metrics(num_classes: int, prefix: str = "") -> MetricCollecti
 class ClassifierModule(pl.LightningModule):
     def __init__(self, network: str, input_shape: tuple[int, int, int], num_classes: int, lr: float = 1e-3,
                  weight_decay: float = 0.0, network_kwargs: dict[str, Any] | None = None, channels_last: bool = True,
-                 optimizer: str = "adam", momentum: float = 0.0):
+                 optimizer: str = "adam", momentum: float = 0.0, augment: dict[str, Any] | None = None,
+                 lr_decay_at: float | None = None, seed: int = 0):
+        """``augment``: options of a :class:`SiameseAugment` applied to every training batch (one
+        drawn operation per batch), as the distillation literature trains experts and evaluation
+        networks; ``lr_decay_at``: the fraction of the epochs after which the learning rate drops
+        x0.1 (the reference evaluation decays at half)."""
         super().__init__()
         self.save_hyperparameters()
+        if lr_decay_at is not None and not 0 < lr_decay_at < 1:
+            raise ValueError(f"lr_decay_at must be in (0, 1), got {lr_decay_at}")
+        self.augment = None
+        if augment is not None:
+            from lightning_modules.distillation.augment import SiameseAugment
+
+            self.augment = SiameseAugment(**augment, seed=seed)
         self.net = build_network(network, tuple(input_shape), num_classes, **(network_kwargs or {}))
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.net.to(memory_format=self.memory_format)
@@ -70,6 +82,8 @@ class ClassifierModule(pl.LightningModule):
     def training_step(self, batch, batch_idx):
         x, y = batch
         optimizer = self.optimizers()
+        if self.augment is not None:
+            x = self.augment.apply(x, self.augment.draw(x.shape))
         logits = self(x)
         loss = F.cross_entropy(logits, y)
         optimizer.zero_grad(set_to_none=True)
@@ -87,6 +101,10 @@ class ClassifierModule(pl.LightningModule):
         self._seen = 0
 
     def on_train_epoch_end(self):
+        at = self.hparams.lr_decay_at
+        if at is not None and self.current_epoch + 1 == max(1, round(at * self.trainer.max_epochs)):
+            for group in self.optimizers().param_groups:
+                group["lr"] *= 0.1
         if self._seen:
             self.log_dict({"train/loss": self._loss_sum / self._seen, "train/acc": self._correct.float() / self._seen},
                           sync_dist=True)

@@ -1,9 +1,13 @@
+from pathlib import Path
+
 import pytest
 
 from audioforge.config import apply_override, flatten, load_config, to_dict
 from audioforge.errors import ConfigError
 from audioforge.paths import preset
 from audioforge.unlearning.config import UnlearnConfig
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_paper_preset_holds_the_paper_protocol():
@@ -82,3 +86,23 @@ def test_an_override_written_from_a_value_reads_back_as_that_value(value):
     data = {"key": {"leaf": "old"}}
     apply_override(data, override("key.leaf", value))
     assert data["key"]["leaf"] == value and type(data["key"]["leaf"]) is type(value)
+
+
+def test_every_preset_loads_and_a_section_may_start_from_a_preset():
+    """Each preset under configs/ builds its command's config; the reference table's cells start
+    from the reference distill preset (a nested ``base``), while an unlearning scheme named
+    ``base`` (a list, not a file) is left alone."""
+    from audioforge.distill.config import DistillConfig
+    from audioforge.distill.tables import TableConfig
+    from audioforge.unlearning.config import UnlearnConfig
+
+    table = load_config(TableConfig, [REPO / "configs" / "distill-table" / "reference.yaml"], [])
+    reference = load_config(DistillConfig, [REPO / "configs" / "distill" / "reference.yaml"], [])
+    assert table.distill.mtt == reference.mtt and table.distill.eval == reference.eval
+    assert table.distill.mtt.gradient == "constant_memory" and table.distill.buffer.batch_size == 32
+    assert table.protocol == "speaker" and table.overrides["dm"]["iterations"] == 20000
+    cfg = load_config(UnlearnConfig, [REPO / "configs" / "unlearn" / "paper.yaml"], [])
+    assert "base" in cfg.unlearning.schemes
+    for kind, config in (("distill", DistillConfig), ("distill-table", TableConfig), ("unlearn", UnlearnConfig)):
+        for preset in sorted((REPO / "configs" / kind).glob("*.yaml")):
+            load_config(config, [preset], [])

@@ -169,7 +169,7 @@ def test_distill_eval_refuses_a_set_from_other_features(small_fsdd, tmp_path, ca
 def test_tables_run_cells_in_processes_resume_and_report(small_fsdd, mlflow_store, tmp_path, capfd):
     out = tmp_path / "table"
     args = ["distill-table", "--data", str(small_fsdd), "--quiet", "--output", str(out),
-            "methods=[random,herding]", "cpcs=[1,2]", "distill.network_kwargs.width=16", "distill.eval.runs=2",
+            "methods=[random,herding]", "cpcs=[1,2]", "protocol=paper", "distill.network_kwargs.width=16", "distill.eval.runs=2",
             "distill.eval.epochs=4", "distill.eval.val_every=2", "distill.buffer.experts=1", "distill.buffer.epochs=2",
             "distill.reconstruct=false", f"distill.tracking.store={mlflow_store}",
             "distill.tracking.experiment=table-test"]
@@ -197,7 +197,7 @@ def test_tables_run_cells_in_processes_resume_and_report(small_fsdd, mlflow_stor
 def test_robustness_table_rebuilds_audio_and_adds_noise(small_fsdd, tmp_path, capsys):
     out = tmp_path / "rob"
     assert main(["distill-table", "--preset", "robustness", "--data", str(small_fsdd), "--quiet", "--output", str(out),
-                 "methods=[random]", "cpcs=[2]", "noise_sigmas=[0.0,0.01]", "distill.network_kwargs.width=16",
+                 "methods=[random]", "cpcs=[2]", "protocol=paper", "noise_sigmas=[0.0,0.01]", "distill.network_kwargs.width=16",
                  "distill.eval.runs=2", "distill.eval.epochs=4", "distill.eval.val_every=2",
                  "distill.tracking.enabled=false"]) == 0, capsys.readouterr().err
     rob = json.loads((out / "report.json").read_text())["robustness"]["random-cpc2-convnet-fdmfcc"]
@@ -223,7 +223,7 @@ def test_standardised_features_map_back_for_audio(small_fsdd):
 @pytest.mark.slow  # a second table run; resume is in the default suite
 def test_table_assembles_only_finished_cells_when_asked(small_fsdd, tmp_path, capsys):
     out = tmp_path / "partial"
-    common = ["distill-table", "--data", str(small_fsdd), "--quiet", "--output", str(out), "cpcs=[1]",
+    common = ["distill-table", "--data", str(small_fsdd), "--quiet", "--output", str(out), "cpcs=[1]", "protocol=paper",
               "whole_dataset=false", "distill.network_kwargs.width=16", "distill.eval.runs=2", "distill.eval.epochs=4",
               "distill.eval.val_every=2", "distill.reconstruct=false", "distill.tracking.enabled=false"]
     assert main([*common, "methods=[random]"]) == 0, capsys.readouterr().err
@@ -249,3 +249,100 @@ def test_a_cell_stopped_by_sigterm_fails_the_table_instead_of_hanging(synthetic_
     assert "task mtt-cpc2-convnet-fdmfcc was stopped by a signal" in cmd.stderr(), cmd.stderr()
     assert sorted((r.data.tags["audioforge.command"], r.info.status) for r in runs(mlflow_store, "table-sigterm")) == [
         ("distill", "KILLED"), ("distill-table", "FAILED")]
+
+
+def test_speaker_protocol_table_rotates_disjoint_speakers_and_flags_a_kept_start(synthetic_fsdd, tmp_path, capsys):
+    """Two rotations (test george / val jackson, test jackson / val lucas): no speaker in two splits
+    of a cell, accuracy over rotations, gains over Random paired by rotation, and a learned method
+    whose set cannot move (DM at lr 0) flagged in its cell as having kept its starting set."""
+    out = tmp_path / "speakers"
+    assert main(["distill-table", "--data", str(synthetic_fsdd), "--quiet", "--output", str(out), "methods=[random,dm]",
+                 "cpcs=[2]", "speakers=[george,jackson]", "whole_runs=1", "whole_epochs=2", "jobs=2",
+                 "distill.network_kwargs.width=16", "distill.eval.runs=2", "distill.eval.epochs=2",
+                 "distill.eval.val_every=1", "distill.reconstruct=false", "distill.tracking.enabled=false",
+                 "distill.validation.epochs=2", "distill.validation.val_every=1",
+                 "overrides={dm: {iterations: 2, iterations_per_epoch: 1, val_every: 1, dm: {lr_img: 0.0}}}"]) == 0, \
+        capsys.readouterr().err
+    report = json.loads((out / "report.json").read_text())
+    assert report["protocol"] == "speaker"
+    assert report["rotations"] == [{"test": "george", "val": "jackson"}, {"test": "jackson", "val": "lucas"}]
+    assert set(report["cells"]) == {f"{m}-cpc2-convnet-fdmfcc-{s}" for m in ("random", "dm") for s in ("george", "jackson")}
+    for speaker in ("george", "jackson"):  # one speaker of 60 clips tests, one validates, four train
+        sizes = report["cells"][f"random-cpc2-convnet-fdmfcc-{speaker}"]["split_sizes"]
+        assert (sizes["test"], sizes["val"], sizes["full_train"]) == (60, 60, 240), sizes
+    dm, rnd = report["summary"]["dm-cpc2-convnet-fdmfcc"], report["summary"]["random-cpc2-convnet-fdmfcc"]
+    assert dm["kept_start"] == 2 and rnd["kept_start"] is None
+    per = [report["cells"][f"random-cpc2-convnet-fdmfcc-{s}"]["eval"]["convnet"]["mean"] for s in ("george", "jackson")]
+    assert rnd["eval"]["convnet"]["mean"] == pytest.approx(sum(per) / 2) and rnd["eval"]["convnet"]["n"] == 2
+    assert dm["gain_over_random"]["n"] == 2
+    assert set(report["whole_dataset"]) == {"convnet-fdmfcc-george", "convnet-fdmfcc-jackson", "convnet-fdmfcc-paper"}
+    md = (out / "report.md").read_text()
+    assert "**kept start 2/2**" in md and "test george / val jackson" in md and "of whole" in md
+    assert "Whole-data accuracy on the paper's split" in md
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["speakers=[nobody]"], "speakers: unknown speaker 'nobody'"),
+    (["protocol=random"], "protocol must be one of paper, speaker"),
+    (["distill.data.dataset=urbansound8k"], "protocol speaker splits FSDD by speaker"),
+])
+def test_bad_table_protocol_input(synthetic_fsdd, tmp_path, capsys, extra, message):
+    assert main(["distill-table", "--data", str(synthetic_fsdd), "--quiet", "--output", str(tmp_path / "bad"),
+                 "methods=[random]", "cpcs=[1]", "distill.tracking.enabled=false", *extra]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_speaker_protocol_needs_three_speakers(tmp_path, capsys):
+    from tests.synthetic import write_fsdd
+
+    root = write_fsdd(tmp_path / "two", speakers=("george", "jackson"), takes=6)
+    assert main(["distill-table", "--data", str(root), "--quiet", "--output", str(tmp_path / "t"), "methods=[random]",
+                 "cpcs=[1]", "distill.tracking.enabled=false"]) == 3
+    assert "protocol speaker needs at least 3 speakers" in capsys.readouterr().err
+
+
+def test_reference_regime_loops_by_cpc_step_decay_and_augmented_training():
+    import lightning.pytorch as pl
+
+    from audioforge.distill.config import GradientMatchingConfig
+    from audioforge.training import TrainerConfig, make_trainer
+    from datamodules.loader import TensorBatchLoader
+    from lightning_modules.classifier import ClassifierModule
+
+    g = GradientMatchingConfig()
+    assert [g.loops(c) for c in (1, 10, 20, 50)] == [(1, 1), (10, 50), (10, 50), (50, 10)]
+    assert GradientMatchingConfig(outer_loop=3).loops(10) == (3, 50)
+
+    class Rates(pl.Callback):
+        def __init__(self):
+            self.rates, self.batches = [], []
+
+        def on_train_epoch_start(self, trainer, module):
+            self.rates.append(module.optimizers().param_groups[0]["lr"])
+
+    x, y = torch.randn(32, 3, 8, 8), torch.arange(4).repeat(8)
+    seen = []
+    for augment in (None, {"ops": ["scale"], "scale": 0.5}):
+        rates = Rates()
+        model = ClassifierModule("convnet", (3, 8, 8), 4, lr=0.1, optimizer="sgd", network_kwargs={"width": 8, "depth": 1},
+                                 augment=augment, lr_decay_at=0.5)
+        original = model.net.forward
+        model.net.forward = lambda batch, f=original: (seen.append(batch.detach().clone()), f(batch))[1]
+        make_trainer(TrainerConfig(), 4, False, [rates], validate=False).fit(model, TensorBatchLoader(x, y, 32, shuffle=False))
+        assert rates.rates == pytest.approx([0.1, 0.1, 0.01, 0.01])
+    plain, augmented = seen[0], seen[4]  # the first batch of each fit
+    assert torch.equal(plain, x) and not torch.equal(augmented, x)
+    ratio = augmented / x  # a level change: one factor in [0.5, 1.5] for the whole batch
+    assert torch.allclose(ratio, ratio.flatten()[0].expand_as(ratio), atol=1e-5) and 0.5 <= float(ratio.flatten()[0]) <= 1.5
+    with pytest.raises(ValueError, match="lr_decay_at must be in"):
+        ClassifierModule("convnet", (3, 8, 8), 4, lr_decay_at=1.0)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["eval.lr_decay_at=1.5"], "eval.lr_decay_at must be in (0, 1)"),
+    (["dc.outer_loop=0"], "dc: outer_loop and inner_loop must be >= 1"),
+    (["mtt.gradient=exact"], "mtt.gradient must be one of unrolled, checkpointed, constant_memory"),
+])
+def test_bad_regime_values(synthetic_fsdd, capsys, extra, message):
+    assert main(["distill", "--data", str(synthetic_fsdd), "--quiet", "tracking.enabled=false", *extra]) == 2
+    assert message in capsys.readouterr().err

@@ -63,7 +63,7 @@ def test_sigkill_of_unlearn_takes_its_workers_and_the_next_command_fails_its_run
 
 def table_args(root, store, out, experiment: str, iterations: int) -> list[str]:
     return ["distill-table", "--data", str(root), "--quiet", "--output", str(out), "methods=[mtt]", "cpcs=[2]",
-            "jobs=1", "whole_dataset=false", "distill.network_kwargs.width=16", f"distill.iterations={iterations}",
+            "protocol=paper", "jobs=1", "whole_dataset=false", "distill.network_kwargs.width=16", f"distill.iterations={iterations}",
             "distill.iterations_per_epoch=2", "distill.buffer.experts=1", "distill.buffer.epochs=3",
             "distill.mtt.max_start_epoch=1", "distill.mtt.syn_steps=2", "distill.val_every=1000",
             "distill.validation.epochs=2", "distill.validation.val_every=1", "distill.eval.runs=1",

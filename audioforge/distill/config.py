@@ -18,7 +18,8 @@ class BufferConfig:
     experts: int = 10
     epochs: int = 30
     lr: float = 0.01                     # SGD, no momentum (the expert trajectories MTT matches)
-    batch_size: int = 256
+    batch_size: int = 256                # reference: enough SGD steps per epoch that expert_epochs spans far more than syn_steps
+    augment: bool = False                # siamese augmentation (``augment``) of the experts' batches, as the reference trains them
 
     def validate(self, path: str = "buffer") -> None:
         if min(self.experts, self.epochs, self.batch_size) < 1 or self.lr <= 0:
@@ -48,13 +49,26 @@ class MTTConfig:
             raise ConfigError(f"{path}: lr_img and lr_init must be > 0, lr_lr >= 0")
 
 
+# DC/DSA's outer x inner loops by clips per class, as the reference sets them (get_loops)
+LOOPS_BY_CPC = {1: (1, 1), 10: (10, 50), 50: (50, 10)}
+
+
 @dataclass
 class GradientMatchingConfig:
-    outer_loop: int = 10
-    inner_loop: int = 50
+    outer_loop: int | None = None        # null: by CPC (LOOPS_BY_CPC; the nearest listed CPC at or below)
+    inner_loop: int | None = None
     lr_img: float = 0.1
     lr_net: float = 0.01
     batch_real: int = 256
+
+    def loops(self, cpc: int) -> tuple[int, int]:
+        listed = max(c for c in LOOPS_BY_CPC if c <= max(cpc, 1))
+        outer, inner = LOOPS_BY_CPC[listed]
+        return self.outer_loop or outer, self.inner_loop or inner
+
+    def validate(self, path: str = "dc") -> None:
+        if any(v is not None and v < 1 for v in (self.outer_loop, self.inner_loop)):
+            raise ConfigError(f"{path}: outer_loop and inner_loop must be >= 1 (or null: by CPC)")
 
 
 @dataclass
@@ -123,6 +137,10 @@ class DistillConfig(RunConfig):
             raise ConfigError("iterations, iterations_per_epoch and val_every must be >= 1")
         if self.eval.runs < 1 or self.eval.epochs < 1 or self.validation.epochs < 1:
             raise ConfigError("eval.runs, eval.epochs and validation.epochs must be >= 1")
+        for name, ev in (("eval", self.eval), ("validation", self.validation)):
+            if ev.lr_decay_at is not None and not 0 < ev.lr_decay_at < 1:
+                raise ConfigError(f"{name}.lr_decay_at must be in (0, 1) (the fraction of the epochs after which "
+                                  f"the learning rate drops x0.1), got {ev.lr_decay_at}")
         if self.name is None:
             kind = self.features.get("kind", "default")
             self.name = f"{self.data.dataset}-{self.method}-{self.network}-{kind}-cpc{self.cpc}"

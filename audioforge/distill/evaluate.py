@@ -32,15 +32,20 @@ class EvalConfig:
     weight_decay: float = 5e-4
     val_every: int = 25
     archs: list[str] | None = None        # null: the architecture the set was distilled with
+    augment: bool = False                 # siamese augmentation (the distill config's ``augment``) of every batch
+    lr_decay_at: float | None = None      # fraction of the epochs after which the lr drops x0.1 (reference: 0.5)
 
 
 def train_student(network: str, x: torch.Tensor, y: torch.Tensor, val: tuple[torch.Tensor, torch.Tensor],
                   num_classes: int, cfg: EvalConfig, seed: int, lr: float | None = None,
-                  network_kwargs: dict | None = None, trainer: TrainerConfig | None = None) -> tuple[ClassifierModule, BestWeights]:
-    """A fresh ``network`` trained on (x, y), its weights at the best validation accuracy."""
+                  network_kwargs: dict | None = None, trainer: TrainerConfig | None = None,
+                  augment: dict | None = None) -> tuple[ClassifierModule, BestWeights]:
+    """A fresh ``network`` trained on (x, y), its weights at the best validation accuracy;
+    ``augment`` (SiameseAugment options) is used when ``cfg.augment``."""
     pl.seed_everything(seed, verbose=False)
     model = ClassifierModule(network, tuple(x.shape[1:]), num_classes, lr=lr or cfg.lr, optimizer="sgd",
-                             momentum=cfg.momentum, weight_decay=cfg.weight_decay, network_kwargs=network_kwargs)
+                             momentum=cfg.momentum, weight_decay=cfg.weight_decay, network_kwargs=network_kwargs,
+                             augment=(augment or {}) if cfg.augment else None, lr_decay_at=cfg.lr_decay_at, seed=seed)
     best = BestWeights("val/acc", "max", patience=None)
     tcfg = TrainerConfig(**{**(trainer.__dict__ if trainer else {}), "check_val_every_n_epoch": cfg.val_every})
     fit = make_trainer(tcfg, cfg.epochs, False, [best])
@@ -50,11 +55,13 @@ def train_student(network: str, x: torch.Tensor, y: torch.Tensor, val: tuple[tor
 
 
 def validation_score(synthetic: dict[str, torch.Tensor], network: str, val: tuple[torch.Tensor, torch.Tensor],
-                     num_classes: int, cfg: EvalConfig, seed: int, network_kwargs: dict | None = None) -> float:
+                     num_classes: int, cfg: EvalConfig, seed: int, network_kwargs: dict | None = None,
+                     augment: dict | None = None) -> float:
     """Best validation accuracy of a fresh ``network`` trained on ``synthetic``: how distillation
     chooses among its synthetic sets (``SyntheticValidation``'s score).  No test data here."""
     lr = float(synthetic["lr"]) if "lr" in synthetic and cfg.use_learned_lr else None
-    _, best = train_student(network, synthetic["x"], synthetic["y"], val, num_classes, cfg, seed, lr, network_kwargs)
+    _, best = train_student(network, synthetic["x"], synthetic["y"], val, num_classes, cfg, seed, lr, network_kwargs,
+                            augment=augment)
     return float(best.best_score)
 
 
@@ -64,14 +71,15 @@ def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 
 def evaluate_set(network: str, synthetic: dict[str, torch.Tensor], val: tuple[torch.Tensor, torch.Tensor],
                  test: tuple[torch.Tensor, torch.Tensor], num_classes: int, cfg: EvalConfig, seed: int = 0,
-                 network_kwargs: dict | None = None, trainer: TrainerConfig | None = None) -> dict:
+                 network_kwargs: dict | None = None, trainer: TrainerConfig | None = None,
+                 augment: dict | None = None) -> dict:
     """``cfg.runs`` fresh networks on ``synthetic`` (``x``, ``y``, optional ``lr``): test accuracy
     of each at its best validation epoch, with mean and std."""
     lr = float(synthetic["lr"]) if cfg.use_learned_lr and "lr" in synthetic else cfg.lr
     accs, chosen, val_accs = [], [], []
     for run in range(cfg.runs):
         model, best = train_student(network, synthetic["x"], synthetic["y"], val, num_classes, cfg,
-                                    seed * 1000 + run, lr, network_kwargs, trainer)
+                                    seed * 1000 + run, lr, network_kwargs, trainer, augment)
         val_accs.append(best.best_score)
         chosen.append(best.best_epoch)
         accs.append(accuracy(model, *test))  # scored once, after selection

@@ -55,6 +55,13 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def device_used(cfg: DistillConfig) -> dict[str, Any]:
+    """Which device the cell ran on, and its peak GPU memory when that was a GPU."""
+    if cfg.trainer.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
+        return {"device": torch.cuda.get_device_name(0), "peak_gpu_memory_mb": torch.cuda.max_memory_allocated() / 2**20}
+    return {"device": "cpu"}
+
+
 # --- expert buffer ---------------------------------------------------------------------------
 def buffer_folder(cfg: DistillConfig, dm: AudioDataModule) -> Path:
     if cfg.buffer.dir:
@@ -62,8 +69,9 @@ def buffer_folder(cfg: DistillConfig, dm: AudioDataModule) -> Path:
     b = dataclasses.asdict(cfg.buffer)
     b.pop("dir")
     b.pop("experts")  # more experts extend the same buffer
-    key = cache_key(data=dm.content_key, split=dm.train_split, network=cfg.network, kwargs=cfg.network_kwargs,
-                    buffer=b, seed=cfg.seed, normalize=cfg.normalize)
+    key = cache_key(data=dm.content_key, split=dm.split_key(dm.train_split), network=cfg.network, kwargs=cfg.network_kwargs,
+                    buffer=b, seed=cfg.seed, normalize=cfg.normalize,
+                    augment=dataclasses.asdict(cfg.augment) if cfg.buffer.augment else None)
     return default_cache_dir() / "buffers" / f"{cfg.data.dataset}-{cfg.network}-{key}"
 
 
@@ -90,8 +98,10 @@ def ensure_buffer(cfg: DistillConfig, dm: AudioDataModule, tracker: Tracker | No
     train_experts(buffer, cfg.network, x, y, dm.num_classes, cfg.buffer.experts, cfg.buffer.epochs, cfg.buffer.lr,
                   cfg.buffer.batch_size, cfg.seed, cfg.network_kwargs,
                   meta_extra={"data_key": dm.content_key, "features": dataclasses.asdict(dm.features),
-                              "normalize": cfg.normalize},
-                  trainer_cfg=cfg.trainer, on_expert=report)
+                              "normalize": cfg.normalize, "split_key": dm.split_key(dm.train_split),
+                              "augment": dataclasses.asdict(cfg.augment) if cfg.buffer.augment else None},
+                  trainer_cfg=cfg.trainer, on_expert=report,
+                  augment=dataclasses.asdict(cfg.augment) if cfg.buffer.augment else None)
     return buffer
 
 
@@ -150,7 +160,7 @@ def distil(cfg: DistillConfig, dm: AudioDataModule, out_dir: Path, logger) -> tu
     module = chosen.build(cfg, dm, syn_x, syn_y, buffer)
     score = functools.partial(validation_score, network=cfg.network, val=real_split(dm, "val"),
                               num_classes=dm.num_classes, cfg=cfg.validation, seed=cfg.seed,
-                              network_kwargs=cfg.network_kwargs)
+                              network_kwargs=cfg.network_kwargs, augment=dataclasses.asdict(cfg.augment))
     validation = SyntheticValidation(score, cfg.val_every)
     ckpt_dir = out_dir / "checkpoints"
     # one file, overwritten after every epoch (save_top_k=0 would only write it when fit ends)
@@ -196,7 +206,8 @@ def evaluate_archs(cfg: DistillConfig, dm: AudioDataModule, synthetic: dict[str,
     archs = cfg.eval.archs or [cfg.network]
     val, test = real_split(dm, "val"), real_split(dm, "test")
     return {arch: evaluate_set(arch, synthetic, val, test, dm.num_classes, cfg.eval, cfg.seed,
-                               cfg.network_kwargs if arch == cfg.network else None, cfg.trainer) for arch in archs}
+                               cfg.network_kwargs if arch == cfg.network else None, cfg.trainer,
+                               dataclasses.asdict(cfg.augment)) for arch in archs}
 
 
 def run_distill(cfg: DistillConfig, parent_id: str | None = None) -> tuple[Path, dict[str, Any]]:
@@ -223,7 +234,7 @@ def run_distill(cfg: DistillConfig, parent_id: str | None = None) -> tuple[Path,
                   "selection": selection, "eval": results,
                   "resources": {"distill_seconds": distill_seconds, "peak_memory_mb": distill_peak,
                                 "eval_seconds": ev.seconds, "iterations": cfg.iterations
-                                if method(cfg.method).learned else 0}}
+                                if method(cfg.method).learned else 0, **device_used(cfg)}}
         if cfg.reconstruct and dm.features.kind in ("mfcc", "fdmfcc"):
             from audioforge.distill.reconstruct import features_to_audio, write_audio
 

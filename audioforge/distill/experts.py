@@ -14,9 +14,10 @@ from lightning_modules.distillation.expert_buffer import ExpertBuffer
 def train_experts(buffer: ExpertBuffer, network: str, x: torch.Tensor, y: torch.Tensor, num_classes: int,
                   experts: int, epochs: int, lr: float, batch_size: int = 256, seed: int = 0,
                   network_kwargs: dict | None = None, meta_extra: dict | None = None, trainer_cfg=None,
-                  on_expert=None) -> list[int]:
+                  on_expert=None, augment: dict | None = None) -> list[int]:
     """Train the experts missing from ``buffer`` (SGD through :class:`ClassifierModule`); returns
-    the indices trained now.  ``on_expert(index, trajectory, seconds)`` runs after each."""
+    the indices trained now.  ``on_expert(index, trajectory, seconds)`` runs after each;
+    ``augment`` (SiameseAugment options) augments every batch."""
     import time
 
     from audioforge.training import TrainerConfig, make_trainer
@@ -32,7 +33,8 @@ def train_experts(buffer: ExpertBuffer, network: str, x: torch.Tensor, y: torch.
             continue
         pl.seed_everything(seed * 10_007 + index, verbose=False)
         model = ClassifierModule(network, tuple(x.shape[1:]), num_classes, lr=lr, optimizer="sgd",
-                                 network_kwargs=network_kwargs, channels_last=False)
+                                 network_kwargs=network_kwargs, channels_last=False, augment=augment,
+                                 seed=seed * 10_007 + index)
         recorder = TrajectoryRecorder()
         trainer = make_trainer(trainer_cfg or TrainerConfig(), epochs, False, [recorder], validate=False)
         started = time.perf_counter()

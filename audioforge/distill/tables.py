@@ -6,6 +6,15 @@ into ``<output>/cells/<cell>/``; a cell whose ``report.json`` exists is reused, 
 table resumes.  The table's MLflow run is the parent of the cells' runs.  Every table writes
 ``report.md``, ``report.json`` and a plot, and the resource table (wall time, peak memory per
 cell) comes with each.
+
+Two protocols (``protocol``).  ``paper``: the dataset's own split (FSDD: stratified at random over
+every speaker, so every test speaker is also a training speaker).  ``speaker`` (the default, FSDD):
+train, validation and test speakers are disjoint; the test speaker rotates over ``speakers``
+(null: every speaker), the next speaker in alphabetical order (cyclically) validates, the others
+train.  Every cell then runs once per rotation (``<cell>-<test speaker>``) and the table shows
+the mean ± std over rotations.  Each learned cell says when selection kept its starting set
+(iteration 0, the random real clips it started from), and each cell's gain over Random at the
+same CPC under the identical evaluation is paired by rotation.
 """
 
 from __future__ import annotations
@@ -24,6 +33,8 @@ from audioforge.errors import ConfigError, DataError
 from audioforge.processes import WorkerPool
 from audioforge.run import Run
 
+PROTOCOLS = ("paper", "speaker")
+
 
 @dataclass
 class TableConfig:
@@ -36,6 +47,10 @@ class TableConfig:
     features: list[str] = field(default_factory=lambda: ["fdmfcc"])
     eval_archs: list[str] | None = None  # table2: the architectures each set is evaluated on
     whole_dataset: bool = True           # table1: accuracy of each network trained on the whole training split
+    whole_runs: int = 2                  # fresh networks per whole-data entry
+    whole_epochs: int = 30
+    protocol: str = "speaker"            # speaker: train/val/test speakers disjoint, test speaker rotated; paper: FSDD's random split
+    speakers: list[str] | None = None    # speaker protocol: the test speakers rotated over (null: every speaker)
     noise_sigmas: list[float] = field(default_factory=lambda: [0.0, 0.001, 0.005, 0.01, 0.05])
     jobs: int = 1                        # cells run at once, each in its own process (1 torch thread each)
     sets: list[str] = field(default_factory=list)  # robustness: distilled.pt files to use instead of distilling cells
@@ -54,24 +69,69 @@ class TableConfig:
             method(name)
         if not self.methods or not self.cpcs or not self.networks or not self.features:
             raise ConfigError("methods, cpcs, networks and features must each name at least one value")
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
+        if self.protocol == "speaker" and self.distill.data.dataset != "fsdd":
+            raise ConfigError(f"protocol speaker splits FSDD by speaker; {self.distill.data.dataset} has its own "
+                              "split (by actor for RAVDESS, by fold for UrbanSound8K): set protocol: paper")
+        if self.speakers is not None and (not self.speakers or len(set(self.speakers)) != len(self.speakers)):
+            raise ConfigError(f"speakers must name distinct test speakers, got {self.speakers}")
+        if self.whole_runs < 1 or self.whole_epochs < 1:
+            raise ConfigError("whole_runs and whole_epochs must be >= 1")
 
 
-def cells(cfg: TableConfig) -> list[tuple[str, DistillConfig]]:
+@dataclass(frozen=True)
+class Rotation:
+    """One split of a table: ``suffix`` of its cells' names and the datamodule options it sets."""
+    test: str | None = None
+    val: str | None = None
+
+    @property
+    def suffix(self) -> str:
+        return f"-{self.test}" if self.test else ""
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return {"test_speakers": [self.test], "val_speakers": [self.val]} if self.test else {}
+
+
+def rotations(cfg: TableConfig) -> list[Rotation]:
+    """The table's splits: one for ``paper``, one per test speaker for ``speaker`` (the speakers
+    are read from the data, which must hold at least three)."""
+    if cfg.protocol == "paper":
+        return [Rotation()]
+    dm = cfg.distill.data.load(cfg.distill.features, cfg.distill.seed)
+    found = sorted({item.group for item in dm.items})
+    if len(found) < 3:
+        raise DataError(f"protocol speaker needs at least 3 speakers (test, validation, training); the data holds "
+                        f"{len(found)}: {', '.join(found)}")
+    unknown = [s for s in cfg.speakers or [] if s not in found]
+    if unknown:
+        raise ConfigError(f"speakers: unknown speaker {unknown[0]!r} (the data holds {', '.join(found)})")
+    return [Rotation(s, found[(found.index(s) + 1) % len(found)]) for s in cfg.speakers or found]
+
+def cell_name(method: str, cpc: int, network: str, feature: str, rotation: Rotation = Rotation()) -> str:
+    return f"{method}-cpc{cpc}-{network}-{feature}{rotation.suffix}"
+
+
+def cells(cfg: TableConfig, rots: list[Rotation] | None = None) -> list[tuple[str, DistillConfig]]:
     from audioforge.config import deep_merge, from_dict
 
     out = []
-    for feature in cfg.features:
-        for network in cfg.networks:
-            for cpc in cfg.cpcs:
-                for method in cfg.methods:
-                    cell = f"{method}-cpc{cpc}-{network}-{feature}"
-                    data = to_dict(cfg.distill)
-                    data = deep_merge(data, cfg.overrides.get(method, {}))
-                    data |= {"method": method, "cpc": cpc, "network": network, "name": cell,
-                             "features": {**data["features"], "kind": feature}}
-                    if cfg.kind == "table2" and cfg.eval_archs:
-                        data["eval"] = {**data["eval"], "archs": list(cfg.eval_archs)}
-                    out.append((cell, from_dict(DistillConfig, data, f"cell {cell}")))
+    for rotation in rots or [Rotation()]:
+        for feature in cfg.features:
+            for network in cfg.networks:
+                for cpc in cfg.cpcs:
+                    for method in cfg.methods:
+                        cell = cell_name(method, cpc, network, feature, rotation)
+                        data = to_dict(cfg.distill)
+                        data = deep_merge(data, cfg.overrides.get(method, {}))
+                        data |= {"method": method, "cpc": cpc, "network": network, "name": cell,
+                                 "features": {**data["features"], "kind": feature}}
+                        data["data"] = {**data["data"], "options": {**data["data"]["options"], **rotation.options}}
+                        if cfg.kind == "table2" and cfg.eval_archs:
+                            data["eval"] = {**data["eval"], "archs": list(cfg.eval_archs)}
+                        out.append((cell, from_dict(DistillConfig, data, f"cell {cell}")))
     return out
 
 
@@ -116,45 +176,116 @@ def run_table(cfg: TableConfig) -> tuple[Path, dict[str, Any]]:
     with Run("distill-table", cfg.name, cfg.output_dir, cfg.distill.tracking, {"audioforge.table": cfg.kind},
              to_dict(cfg)) as run:
         out_dir = run.out_dir
+        rots = [Rotation()] if cfg.kind == "robustness" and cfg.sets else rotations(cfg)
+        configs: dict[str, DistillConfig] = {}
         if cfg.kind == "robustness" and cfg.sets:
             results = {Path(s).parent.name: existing_set(s) for s in cfg.sets}
         else:
-            todo = cells(cfg)
+            todo = cells(cfg, rots)
             for cell, cell_cfg in todo:
                 cell_cfg.output_dir = str(out_dir / "cells" / cell)
+            configs = dict(todo)
             results = run_cells(todo, run.id, cfg.jobs, cfg.run_missing)
-        report: dict[str, Any] = {"name": cfg.name, "kind": cfg.kind, "cells": results}
+        report: dict[str, Any] = {"name": cfg.name, "kind": cfg.kind, "protocol": cfg.protocol,
+                                  "rotations": [{"test": r.test, "val": r.val} for r in rots if r.test],
+                                  "cells": results}
         if cfg.kind == "table1" and cfg.whole_dataset:
-            cached = out_dir / "whole_dataset.json"  # like the cells, computed once per table folder
-            if not cached.is_file():
-                cached.write_text(json.dumps(whole_dataset(cfg), indent=2, default=float))
-            report["whole_dataset"] = json.loads(cached.read_text())
+            report["whole_dataset"] = whole_dataset(cfg, rots, out_dir / "whole")
         if cfg.kind == "robustness":
-            report["robustness"] = {cell: robustness(cfg, r) for cell, r in results.items()}
+            report["robustness"] = {cell: robustness(configs.get(cell, cfg.distill), r, cfg.noise_sigmas) for cell, r in results.items()}
+        report["summary"] = summarize(cfg, rots, results, report.get("whole_dataset", {}))
         lines, plots = markdown(out_dir, cfg, report)
         report = run.report(report, lines, files=plots)
     return out_dir, report
 
 
-def whole_dataset(cfg: TableConfig) -> dict[str, dict]:
-    """Each network trained on the whole real training split (the tables' upper bound)."""
+def whole_dataset(cfg: TableConfig, rots: list[Rotation], folder: Path) -> dict[str, dict]:
+    """Each network trained on the whole real training split (the tables' upper bound), per
+    rotation, and under the ``speaker`` protocol also on the paper split (so both are reported).
+    Each entry is written to ``folder`` when done and read back by a rerun."""
     from audioforge.distill.evaluate import evaluate_set
     from audioforge.distill.experiment import datamodule, real_split
 
+    folder.mkdir(parents=True, exist_ok=True)
+    splits = [("", r) for r in rots] + ([("paper", Rotation())] if cfg.protocol == "speaker" else [])
     out = {}
     for feature in cfg.features:
-        dcfg = dataclasses.replace(cfg.distill, features={**cfg.distill.features, "kind": feature})
-        dm = datamodule(dcfg)
-        x, y = real_split(dm, "train")
-        for network in cfg.networks:
-            out[f"{network}-{feature}"] = evaluate_set(network, {"x": x, "y": y}, real_split(dm, "val"),
-                                                        real_split(dm, "test"), dm.num_classes,
-                                                        dataclasses.replace(dcfg.eval, epochs=min(dcfg.eval.epochs, 30),
-                                                                            val_every=5), dcfg.seed)
+        for tag, rotation in splits:
+            dcfg = dataclasses.replace(cfg.distill, features={**cfg.distill.features, "kind": feature},
+                                       data=dataclasses.replace(cfg.distill.data, options={**cfg.distill.data.options,
+                                                                                           **rotation.options}))
+            dm = None
+            for network in cfg.networks:
+                key = f"{network}-{feature}{rotation.suffix}" + (f"-{tag}" if tag else "")
+                path = folder / f"{key}.json"
+                if not path.is_file():
+                    dm = dm or datamodule(dcfg)
+                    x, y = real_split(dm, "train")
+                    res = evaluate_set(network, {"x": x, "y": y}, real_split(dm, "val"), real_split(dm, "test"),
+                                       dm.num_classes, dataclasses.replace(dcfg.eval, runs=cfg.whole_runs,
+                                                                           epochs=cfg.whole_epochs,
+                                                                           val_every=max(1, cfg.whole_epochs // 6)),
+                                       dcfg.seed, augment=dataclasses.asdict(dcfg.augment))
+                    path.write_text(json.dumps(res, indent=2, default=float))
+                out[key] = json.loads(path.read_text())
     return out
 
 
-def robustness(cfg: TableConfig, cell_report: dict) -> dict[str, Any]:
+def combine(entries: list[dict | None]) -> dict | None:
+    """One table entry from a cell's per-rotation results (each ``mean``/``std`` over runs): the
+    mean ± std over rotations, or the one rotation's own mean ± std over runs."""
+    entries = [e for e in entries if e]
+    if not entries:
+        return None
+    if len(entries) == 1:
+        return {"mean": entries[0]["mean"], "std": entries[0]["std"], "n": 1}
+    means = [e["mean"] for e in entries]
+    return {"mean": float(np.mean(means)), "std": float(np.std(means, ddof=1)), "n": len(means)}
+
+
+def summarize(cfg: TableConfig, rots: list[Rotation], results: dict[str, dict], whole: dict[str, dict]) -> dict:
+    """Per (method, CPC, network, feature): accuracy over rotations, gain over Random (paired by
+    rotation), fraction of the whole-data accuracy, and how many rotations kept the starting set;
+    table2 cells per evaluated architecture."""
+    out = {}
+    for feature in cfg.features:
+        for network in cfg.networks:
+            for cpc in cfg.cpcs:
+                for method in cfg.methods:
+                    names = [cell_name(method, cpc, network, feature, r) for r in rots]
+                    reports = [results.get(n) for n in names]
+                    archs = (cfg.eval_archs or cfg.networks) if cfg.kind == "table2" else [network]
+                    entry: dict[str, Any] = {"runs": sum(r is not None for r in reports), "rotations": len(rots)}
+                    for arch in archs:
+                        own = [r["eval"].get(arch) if r else None for r in reports]
+                        entry.setdefault("eval", {})[arch] = combine(own)
+                    acc = entry["eval"][archs[0] if cfg.kind != "table2" else network]
+                    learned = [r for r in reports if r and r.get("selection", {}).get("best_iteration") is not None]
+                    entry["kept_start"] = sum(r["selection"]["best_iteration"] == 0 for r in learned) if learned else None
+                    if method != "random" and "random" in cfg.methods:
+                        pairs = [(r["eval"][network]["mean"], q["eval"][network]["mean"])
+                                 for r, q in zip(reports, (results.get(cell_name("random", cpc, network, feature, rt))
+                                                           for rt in rots)) if r and q]
+                        if pairs:
+                            gains = [a - b for a, b in pairs]
+                            entry["gain_over_random"] = {"mean": float(np.mean(gains)), "n": len(gains),
+                                                         "std": float(np.std(gains, ddof=1)) if len(gains) > 1 else 0.0}
+                    whole_acc = combine([whole.get(f"{network}-{feature}{r.suffix}") for r in rots])
+                    if acc and whole_acc:
+                        entry["fraction_of_whole"] = acc["mean"] / whole_acc["mean"]
+                    out[cell_name(method, cpc, network, feature)] = entry
+    for network in cfg.networks:
+        for feature in cfg.features:
+            key = f"{network}-{feature}"
+            entry = combine([whole.get(f"{key}{r.suffix}") for r in rots])
+            if entry:
+                out[f"whole-{key}"] = entry
+            if f"{key}-paper" in whole:
+                out[f"whole-{key}-paper"] = combine([whole[f"{key}-paper"]])
+    return out
+
+
+def robustness(distill: DistillConfig, cell_report: dict, sigmas: list[float]) -> dict[str, Any]:
     """Gaussian noise of variance sigma on the waveforms rebuilt from a distilled set: features
     re-extracted, fresh networks trained on them, accuracy on the real test split."""
 
@@ -164,17 +295,18 @@ def robustness(cfg: TableConfig, cell_report: dict) -> dict[str, Any]:
 
     payload = load_distilled(cell_report["distilled"])
     meta = payload["meta"]
-    dcfg = dataclasses.replace(cfg.distill, features={**cfg.distill.features, "kind": meta["features"]["kind"]})
+    dcfg = dataclasses.replace(distill, features={**distill.features, "kind": meta["features"]["kind"]})
     dm = datamodule(dcfg)
     waves = features_to_audio(raw_features(payload["x"], meta), dm.features)
     stats = getattr(dm, "feature_stats", None)
     out = {}
-    for sigma in cfg.noise_sigmas:
+    for sigma in sigmas:
         x = noisy_features(waves, sigma, dm.features, seed=dcfg.seed)
         if stats:  # the same standardisation the real splits went through
             x = (x - stats["mean"]) / stats["std"]
         res = evaluate_set(meta["network"], {"x": x, "y": payload["y"]} | ({"lr": payload["lr"]} if "lr" in payload else {}),
-                           real_split(dm, "val"), real_split(dm, "test"), dm.num_classes, dcfg.eval, dcfg.seed)
+                           real_split(dm, "val"), real_split(dm, "test"), dm.num_classes, dcfg.eval, dcfg.seed,
+                           augment=dataclasses.asdict(dcfg.augment))
         out[str(sigma)] = {"mean": res["mean"], "std": res["std"]}
     return out
 
@@ -183,48 +315,88 @@ def fmt(res: dict | None) -> str:
     return f"{100 * res['mean']:.2f} ± {100 * res['std']:.2f}" if res else "not run"
 
 
+def cell_text(entry: dict | None, arch: str | None = None) -> str:
+    """A table cell: accuracy, and the starting set kept by selection where it was."""
+    if not entry or not entry["runs"]:
+        return "not run"
+    text = fmt(entry["eval"][arch] if arch else next(iter(entry["eval"].values())))
+    if entry["runs"] < entry["rotations"]:
+        text += f" ({entry['runs']}/{entry['rotations']} rotations)"
+    if entry.get("kept_start"):
+        text += f" **kept start {entry['kept_start']}/{entry['runs']}**"
+    return text
+
+
+def relative_text(entry: dict | None) -> str:
+    if not entry or not entry["runs"]:
+        return "not run"
+    parts = []
+    if "gain_over_random" in entry:
+        g = entry["gain_over_random"]
+        parts.append(f"{100 * g['mean']:+.2f} ± {100 * g['std']:.2f}")
+    if "fraction_of_whole" in entry:
+        parts.append(f"{entry['fraction_of_whole']:.3f} of whole")
+    return "; ".join(parts) or "-"
+
+
 def markdown(out_dir: Path, cfg: TableConfig, report: dict[str, Any]) -> tuple[list[str], list[Path]]:
     """The table's report lines, and its plot in ``out_dir``."""
     from audioforge.plots import grouped_bars, plt, save
 
-    cells_, plots = report["cells"], []
-    lines = [f"# {cfg.name} ({cfg.kind})", "", "Test accuracy (%) of fresh networks trained on the distilled sets, "
-             f"mean ± std over {cfg.distill.eval.runs} runs; sets and epochs chosen on validation.", ""]
-
-    def own(cell: str) -> dict | None:
-        r = cells_.get(cell)
-        return r["eval"][r["network"]] if r else None
-
+    cells_, summary, plots = report["cells"], report["summary"], []
+    rots = report.get("rotations") or []
+    over = (f"mean ± std over {len(rots)} test speakers (speaker protocol: "
+            + ", ".join(f"test {r['test']} / val {r['val']}" for r in rots) + "; the other speakers train)"
+            if rots else f"mean ± std over {cfg.distill.eval.runs} runs ({cfg.protocol} protocol)")
+    lines = [f"# {cfg.name} ({cfg.kind})", "", f"Test accuracy (%) of fresh networks trained on the distilled sets, {over}; "
+             "sets and epochs chosen on validation. **kept start k/n**: in k of n rotations selection kept the "
+             "starting set (the random real clips at iteration 0), so the cell measures Random, not the method.", ""]
     if cfg.kind in ("table1", "ablation"):
         cols = cfg.methods if cfg.kind == "table1" else cfg.features
-        lines += ["| network | CPC | " + " | ".join(cols) + (" | whole dataset |" if "whole_dataset" in report else " |"),
-                  "|---|---" + "|---" * (len(cols) + ("whole_dataset" in report)) + "|"]
+        whole = cfg.kind == "table1" and "whole_dataset" in report
+        lines += ["| network | CPC | " + " | ".join(cols) + (" | whole dataset |" if whole else " |"),
+                  "|---|---" + "|---" * (len(cols) + whole) + "|"]
+        relative = []
         series: dict[str, tuple[list[float], list[float]]] = {c: ([], []) for c in cols}
         groups = []
         for feature in cfg.features if cfg.kind == "table1" else [None]:
             for network in cfg.networks:
                 for cpc in cfg.cpcs:
-                    if cfg.kind == "table1":
-                        vals = [own(f"{m}-cpc{cpc}-{network}-{feature}") for m in cfg.methods]
-                    else:
-                        vals = [own(f"{cfg.methods[0]}-cpc{cpc}-{network}-{f}") for f in cfg.features]
-                    row = f"| {network}{'' if feature is None or len(cfg.features) == 1 else ' ' + feature} | {cpc} | "
-                    row += " | ".join(fmt(v) for v in vals)
-                    if "whole_dataset" in report:
-                        row += f" | {fmt(report['whole_dataset'].get(f'{network}-{feature}'))}"
+                    names = ([cell_name(m, cpc, network, feature) for m in cfg.methods] if cfg.kind == "table1"
+                             else [cell_name(cfg.methods[0], cpc, network, f) for f in cfg.features])
+                    entries = [summary.get(n) for n in names]
+                    label = f"{network}{'' if feature is None or len(cfg.features) == 1 else ' ' + feature}"
+                    row = f"| {label} | {cpc} | " + " | ".join(cell_text(e) for e in entries)
+                    if whole:
+                        row += f" | {fmt(summary.get(f'whole-{network}-{feature}'))}"
                     lines.append(row + " |")
+                    relative.append(f"| {label} | {cpc} | " + " | ".join(relative_text(e) for e in entries) + " |")
                     groups.append(f"{network} CPC {cpc}")
-                    for c, v in zip(cols, vals):
+                    for c, e in zip(cols, entries):
+                        v = next(iter(e["eval"].values())) if e and e["runs"] else None
                         series[c][0].append(100 * v["mean"] if v else np.nan)
                         series[c][1].append(100 * v["std"] if v else 0.0)
+        if cfg.kind == "table1":
+            lines += ["", "Gain over Random at the same CPC and network (points, paired by rotation, mean ± std) and "
+                      "the fraction of the whole-data accuracy:", "",
+                      "| network | CPC | " + " | ".join(cols) + " |", "|---|---" + "|---" * len(cols) + "|", *relative]
+            papers = [(n, summary[f"whole-{n}-{f}-paper"]) for n in cfg.networks for f in cfg.features
+                      if f"whole-{n}-{f}-paper" in summary]
+            if papers:
+                lines += ["", "Whole-data accuracy on the paper's split (every speaker in training and test): "
+                          + ", ".join(f"{n} {fmt(e)}" for n, e in papers) + "."]
         fig = grouped_bars(groups, series, "test accuracy (%)", cfg.name)
         plots.append(save(fig, out_dir / f"{cfg.kind}.png"))
     elif cfg.kind == "table2":
         archs = cfg.eval_archs or cfg.networks
         lines += ["| distilled with \\ evaluated on | " + " | ".join(archs) + " |", "|---" * (len(archs) + 1) + "|"]
-        for cell, r in cells_.items():
-            lines.append(f"| {r['network']} ({r['method']}, CPC {r['cpc']}) | "
-                         + " | ".join(fmt(r["eval"].get(a)) for a in archs) + " |")
+        for feature in cfg.features:
+            for network in cfg.networks:
+                for cpc in cfg.cpcs:
+                    for method in cfg.methods:
+                        e = summary.get(cell_name(method, cpc, network, feature))
+                        lines.append(f"| {network} ({method}, CPC {cpc}) | "
+                                     + " | ".join(cell_text(e, a) for a in archs) + " |")
     else:
         lines += ["| set | " + " | ".join(f"σ = {s}" for s in cfg.noise_sigmas) + " |",
                   "|---" * (len(cfg.noise_sigmas) + 1) + "|"]
@@ -238,9 +410,11 @@ def markdown(out_dir: Path, cfg: TableConfig, report: dict[str, Any]) -> tuple[l
         ax.set_ylabel("test accuracy (%)")
         ax.legend(fontsize=7)
         plots.append(save(fig, out_dir / "robustness.png"))
-    lines += ["", "## Resources per cell", "", "| cell | distillation (s) | peak memory (MB) | evaluation (s) |",
-              "|---|---|---|---|"]
+    lines += ["", "## Resources per cell", "", "| cell | device | distillation (s) | peak memory (MB) | peak GPU memory (MB) "
+              "| evaluation (s) |", "|---|---|---|---|---|---|"]
     for cell, r in cells_.items():
         res = r["resources"]
-        lines.append(f"| {cell} | {res['distill_seconds']:.0f} | {res['peak_memory_mb']:.0f} | {res['eval_seconds']:.0f} |")
+        gpu = f"{res['peak_gpu_memory_mb']:.0f}" if "peak_gpu_memory_mb" in res else "-"
+        lines.append(f"| {cell} | {res.get('device', 'cpu')} | {res['distill_seconds']:.0f} | {res['peak_memory_mb']:.0f} "
+                     f"| {gpu} | {res['eval_seconds']:.0f} |")
     return lines, plots

@@ -14,7 +14,7 @@ def gradient_matching(cfg, dm, syn_x, syn_y, augment):
     x, y = dm.tensors(dm.train_split)
     g = cfg.dc
     return GradientMatching(cfg.network, dm.input_shape, dm.num_classes, syn_x, syn_y, x, y, cfg.network_kwargs,
-                            g.outer_loop, g.inner_loop, g.lr_img, g.lr_net, g.batch_real, augment, cfg.seed)
+                            *g.loops(cfg.cpc), g.lr_img, g.lr_net, g.batch_real, augment, cfg.seed)
 
 
 @register_learned("dc")
