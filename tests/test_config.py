@@ -104,5 +104,5 @@ def test_every_preset_loads_and_a_section_may_start_from_a_preset():
     cfg = load_config(UnlearnConfig, [REPO / "configs" / "unlearn" / "paper.yaml"], [])
     assert "base" in cfg.unlearning.schemes
     for kind, config in (("distill", DistillConfig), ("distill-table", TableConfig), ("unlearn", UnlearnConfig)):
-        for preset in sorted((REPO / "configs" / kind).glob("*.yaml")):
-            load_config(config, [preset], [])
+        for path in sorted((REPO / "configs" / kind).glob("*.yaml")):
+            load_config(config, [path], [])

@@ -38,6 +38,13 @@ DDP = ["--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "original.
        "unlearning.batch_size=8"]
 
 
+def run(args: list[str]) -> None:
+    env = {**os.environ, "MLFLOW_LOGGING_LEVEL": "WARNING"}
+    done = subprocess.run([sys.executable, "-m", "audioforge", *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
 def test_ddp_ranks_stay_identical_and_equal_a_single_process_run(synthetic_fsdd, mlflow_store, tmp_path):
     tracking = [f"tracking.store={mlflow_store}", "tracking.experiment=ddp", "--data", str(synthetic_fsdd)]
     # the DDP launch in its own process (as a user starts it), the one-process run here meanwhile
