@@ -1,7 +1,7 @@
 """Memory and time of one MTT outer iteration against ``syn_steps`` for the three gradients
 (``mtt.gradient``: unrolled, checkpointed, constant_memory), each measured in a fresh process
 (peak RSS) on the FD-MFCC shape (3 x 20 x 20), ConvNet, 10 classes, 50 synthetic examples per
-student step.  ``python benchmarks/mtt_memory.py [--steps 5 10 20 40 80]``"""
+student step (``--batch``).  ``python benchmarks/mtt_memory.py [--steps 5 10 20 40 80] [--batch 100]``"""
 
 from __future__ import annotations
 
@@ -55,17 +55,20 @@ def main(argv: list[str] | None = None) -> dict:
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, nargs="+", default=[5, 10, 20, 40])
+    parser.add_argument("--batch", type=int, default=50, help="synthetic examples per student step")
     args, _ = parser.parse_known_args(argv)
     out = {}
     print("syn_steps | " + " | ".join(f"{g}: s, peak MB" for g in GRADIENTS))
     for steps in args.steps:
         out[steps] = {}
         for g in GRADIENTS:
-            seconds, peak, base = measure(steps, g)
+            seconds, peak, base = measure(steps, g, args.batch)
             out[steps][g] = {"seconds": seconds, "peak_mb": peak, "baseline_mb": base}
         print(f"{steps:9d} | " + " | ".join(f"{out[steps][g]['seconds']:5.2f} s, {out[steps][g]['peak_mb']:6.0f} MB"
                                           for g in GRADIENTS), flush=True)
     s = sorted(out)
+    if len(s) < 2:
+        return out
     slopes = {g: (out[s[-1]][g]["peak_mb"] - out[s[0]][g]["peak_mb"]) / (s[-1] - s[0]) for g in GRADIENTS}
     print("memory per extra step: " + ", ".join(f"{g} {v:.1f} MB" for g, v in slopes.items()))
     out["slope_mb_per_step"] = slopes

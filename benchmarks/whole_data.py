@@ -29,6 +29,8 @@ def main(argv: list[str]) -> dict:
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--val-every", type=int, default=1)
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--protocol", choices=["paper", "speaker"], default="paper")
     parser.add_argument("--test-speaker", default="george")
     parser.add_argument("--val-speaker", default="jackson")
@@ -52,10 +54,12 @@ def main(argv: list[str]) -> dict:
     for network in args.networks:
         t0 = time.perf_counter()
         res = evaluate_set(network, {"x": x, "y": y}, real_split(dm, "val"), real_split(dm, "test"), dm.num_classes,
-                           EvalConfig(runs=args.runs, epochs=args.epochs, val_every=args.val_every), seed=0)
+                           EvalConfig(runs=args.runs, epochs=args.epochs, val_every=args.val_every,
+                                      batch_size=args.batch_size, lr=args.lr), seed=0)
         out[network] = {"test_acc": res["mean"], "std": res["std"], "best_epoch": res["best_epoch"],
                         "val_acc": res["val_acc"], "seconds": time.perf_counter() - t0,
                         "paper": PAPER.get(network), "protocol": args.protocol, "epochs": args.epochs,
+                        "batch_size": args.batch_size, "lr": args.lr,
                         "train_clips": len(y)}
         print(json.dumps({network: out[network]}, default=float), flush=True)
     return out

@@ -285,6 +285,7 @@ def test_speaker_protocol_table_rotates_disjoint_speakers_and_flags_a_kept_start
     (["speakers=[nobody]"], "speakers: unknown speaker 'nobody'"),
     (["protocol=random"], "protocol must be one of paper, speaker"),
     (["distill.data.dataset=urbansound8k"], "protocol speaker splits FSDD by speaker"),
+    (["cpcs=[30]", "speakers=[george]"], "cpcs with test speaker george: cpc must be between 1 and the smallest"),
 ])
 def test_bad_table_protocol_input(synthetic_fsdd, tmp_path, capsys, extra, message):
     assert main(["distill-table", "--data", str(synthetic_fsdd), "--quiet", "--output", str(tmp_path / "bad"),

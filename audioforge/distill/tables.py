@@ -110,6 +110,21 @@ def rotations(cfg: TableConfig) -> list[Rotation]:
         raise ConfigError(f"speakers: unknown speaker {unknown[0]!r} (the data holds {', '.join(found)})")
     return [Rotation(s, found[(found.index(s) + 1) % len(found)]) for s in cfg.speakers or found]
 
+
+def check_cpcs(cfg: TableConfig, rots: list[Rotation]) -> None:
+    """Every CPC fits the smallest class of every rotation's training split (before any cell runs)."""
+    from audioforge.distill.coresets import check_cpc
+
+    for rotation in rots:
+        data = dataclasses.replace(cfg.distill.data, options={**cfg.distill.data.options, **rotation.options})
+        dm = data.load(cfg.distill.features, cfg.distill.seed)
+        labels = dm.tensors(dm.train_split)[1]
+        try:
+            check_cpc(labels, max(cfg.cpcs), dm.num_classes)
+        except ConfigError as exc:
+            where = f" with test speaker {rotation.test}" if rotation.test else ""
+            raise ConfigError(f"cpcs{where}: {exc}") from None
+
 def cell_name(method: str, cpc: int, network: str, feature: str, rotation: Rotation = Rotation()) -> str:
     return f"{method}-cpc{cpc}-{network}-{feature}{rotation.suffix}"
 
@@ -181,6 +196,7 @@ def run_table(cfg: TableConfig) -> tuple[Path, dict[str, Any]]:
         if cfg.kind == "robustness" and cfg.sets:
             results = {Path(s).parent.name: existing_set(s) for s in cfg.sets}
         else:
+            check_cpcs(cfg, rots)
             todo = cells(cfg, rots)
             for cell, cell_cfg in todo:
                 cell_cfg.output_dir = str(out_dir / "cells" / cell)
