@@ -169,7 +169,8 @@ def test_distill_eval_refuses_a_set_from_other_features(small_fsdd, tmp_path, ca
 def test_tables_run_cells_in_processes_resume_and_report(small_fsdd, mlflow_store, tmp_path, capfd):
     out = tmp_path / "table"
     args = ["distill-table", "--data", str(small_fsdd), "--quiet", "--output", str(out),
-            "methods=[random,herding]", "cpcs=[1,2]", "protocol=paper", "distill.network_kwargs.width=16", "distill.eval.runs=2",
+            "methods=[random,herding]", "cpcs=[1,2]", "protocol=paper", "whole_runs=1", "whole_epochs=4",
+            "distill.network_kwargs.width=16", "distill.eval.runs=2",
             "distill.eval.epochs=4", "distill.eval.val_every=2", "distill.buffer.experts=1", "distill.buffer.epochs=2",
             "distill.reconstruct=false", f"distill.tracking.store={mlflow_store}",
             "distill.tracking.experiment=table-test"]
