@@ -28,6 +28,7 @@ from datamodules.loader import TensorBatchLoader
 
 log = logging.getLogger(__name__)
 
+STANDARDIZE_BY = ("coefficient", "channel", "global")
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".aiff", ".aif"}
 
 
@@ -131,13 +132,25 @@ class AudioDataModule(pl.LightningDataModule):
         idx = self._split_indices(split)
         return self.x[idx], self.y[idx]
 
-    def standardize(self, split: str | None = None) -> dict[str, torch.Tensor]:
-        """Standardise every feature in place per (channel, frequency row) with the mean and std of
-        ``split`` (default: the training split) over clips and frames; returns those statistics
-        (``mean``, ``std``, shaped ``(C, F, 1)``) so features can be mapped back."""
+    def standardize(self, split: str | None = None, by: str = "coefficient") -> dict[str, torch.Tensor]:
+        """Standardise every feature in place with statistics of ``split`` (default: the training
+        split); returns them (``mean``, ``std``, shaped ``(C, F, 1)``) so features can be mapped back.
+
+        ``by``: ``coefficient``: mean and std per (channel, frequency row) over clips and frames;
+        ``channel``: one mean and std per channel; ``global``: the mean per (channel, row) and one
+        std for everything, which keeps the channels' relative scale (FD-MFCC's differences stay
+        smaller than the coefficients they differ)."""
+        if by not in STANDARDIZE_BY:
+            raise ConfigError(f"standardize by must be one of {', '.join(STANDARDIZE_BY)}, got {by!r}")
         x, _ = self.tensors(split or self.train_split)
-        mean = x.mean(dim=(0, 3), keepdim=True)[0]
-        std = x.std(dim=(0, 3), keepdim=True)[0].clamp_min(1e-6)
+        c, f = x.shape[1], x.shape[2]
+        if by == "channel":
+            mean = x.mean(dim=(0, 2, 3), keepdim=True)[0].expand(c, f, 1).clone()
+            std = x.std(dim=(0, 2, 3), keepdim=True)[0].expand(c, f, 1).clone()
+        else:
+            mean = x.mean(dim=(0, 3), keepdim=True)[0]
+            std = (x - mean).std().expand(c, f, 1).clone() if by == "global" else x.std(dim=(0, 3), keepdim=True)[0]
+        std = std.clamp_min(1e-6)
         self.x = (self.x - mean) / std
         self.feature_stats = {"mean": mean, "std": std}
         return self.feature_stats

@@ -164,6 +164,10 @@ def test_distill_eval_refuses_a_set_from_other_features(small_fsdd, tmp_path, ca
     assert main(["distill-eval", "--data", str(small_fsdd), "--feature", "mfcc", "--set", str(out / "distilled.pt"),
                  "tracking.enabled=false", "--output", str(tmp_path / "e"), *TINY]) == 3
     assert "distilled from other data or features" in capsys.readouterr().err
+    for other in (["normalize_by=global"], ["data.options={test_speakers: [george], val_speakers: [jackson]}"]):
+        assert main(["distill-eval", "--data", str(small_fsdd), "--set", str(out / "distilled.pt"),
+                     "tracking.enabled=false", "--output", str(tmp_path / "e"), *TINY, *other]) == 3
+        assert "standardised with other statistics" in capsys.readouterr().err
 
 
 def test_tables_run_cells_in_processes_resume_and_report(small_fsdd, mlflow_store, tmp_path, capfd):
@@ -348,3 +352,28 @@ def test_reference_regime_loops_by_cpc_step_decay_and_augmented_training():
 def test_bad_regime_values(synthetic_fsdd, capsys, extra, message):
     assert main(["distill", "--data", str(synthetic_fsdd), "--quiet", "tracking.enabled=false", *extra]) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("by", ["coefficient", "channel", "global"])
+def test_standardisation_modes_map_back_and_keep_what_they_promise(synthetic_fsdd, by):
+    from audioforge.distill.config import DistillConfig
+    from audioforge.distill.experiment import datamodule, raw_features, real_split
+    from audioforge.run import DatasetConfig
+
+    cfg = DistillConfig(data=DatasetConfig(root=str(synthetic_fsdd)), normalize_by=by)
+    raw = datamodule(DistillConfig(data=DatasetConfig(root=str(synthetic_fsdd)), normalize=False))
+    dm = datamodule(cfg)
+    x, _ = real_split(dm, "train")
+    x_raw, _ = real_split(raw, "train")
+    meta = {"feature_stats": {k: v.tolist() for k, v in dm.feature_stats.items()}}
+    assert torch.allclose(raw_features(x, meta), x_raw, atol=1e-3 * float(x_raw.abs().max()))
+    channel_std = x.std(dim=(0, 2, 3))
+    if by == "channel":
+        assert torch.allclose(channel_std, torch.ones(3), atol=1e-3)
+    if by == "global":  # the differences keep their smaller scale relative to the coefficients
+        centred = x_raw - x_raw.mean(dim=(0, 3), keepdim=True)
+        raw_ratio = centred[:, 2].std() / centred[:, 0].std()
+        assert float(x.std()) == pytest.approx(1.0, abs=1e-3)
+        assert float(x[:, 2].std() / x[:, 0].std()) == pytest.approx(float(raw_ratio), rel=1e-3) and raw_ratio < 0.9
+    if by == "coefficient":
+        assert torch.allclose(x.std(dim=(0, 3)), torch.ones(3, 20), atol=1e-3)

@@ -101,6 +101,7 @@ class DistillConfig(RunConfig):
     resume: bool = True                  # continue from output_dir/checkpoints/last.ckpt when present
     reconstruct: bool = True             # Griffin-Lim audio of the distilled FD-MFCC/MFCC
     normalize: bool = True               # standardise features per (channel, coefficient) with training statistics
+    normalize_by: str = "coefficient"    # coefficient | channel | global (one std: keeps FD-MFCC's relative channel scale)
     buffer: BufferConfig = field(default_factory=BufferConfig)
     mtt: MTTConfig = field(default_factory=MTTConfig)
     dc: GradientMatchingConfig = field(default_factory=GradientMatchingConfig)
@@ -125,6 +126,10 @@ class DistillConfig(RunConfig):
         for name in [self.network, *(self.eval.archs or [])]:
             if name not in NETWORKS:
                 raise ConfigError(f"unknown architecture {name!r} (known: {', '.join(sorted(NETWORKS))})")
+        from datamodules.base import STANDARDIZE_BY
+
+        if self.normalize_by not in STANDARDIZE_BY:
+            raise ConfigError(f"normalize_by must be one of {', '.join(STANDARDIZE_BY)}, got {self.normalize_by!r}")
         if self.init not in ("real", "noise"):
             raise ConfigError(f"init must be real or noise, got {self.init!r}")
         if self.cpc < 1:

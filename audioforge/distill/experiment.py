@@ -34,7 +34,7 @@ from lightning_modules.distillation.expert_buffer import ExpertBuffer
 def datamodule(cfg: DistillConfig) -> AudioDataModule:
     dm = cfg.data.load(cfg.features, cfg.seed)
     if cfg.normalize:
-        dm.standardize()
+        dm.standardize(by=cfg.normalize_by)
     return dm
 
 
@@ -70,7 +70,7 @@ def buffer_folder(cfg: DistillConfig, dm: AudioDataModule) -> Path:
     b.pop("dir")
     b.pop("experts")  # more experts extend the same buffer
     key = cache_key(data=dm.content_key, split=dm.split_key(dm.train_split), network=cfg.network, kwargs=cfg.network_kwargs,
-                    buffer=b, seed=cfg.seed, normalize=cfg.normalize,
+                    buffer=b, seed=cfg.seed, normalize=cfg.normalize and cfg.normalize_by,
                     augment=dataclasses.asdict(cfg.augment) if cfg.buffer.augment else None)
     return default_cache_dir() / "buffers" / f"{cfg.data.dataset}-{cfg.network}-{key}"
 
@@ -98,7 +98,7 @@ def ensure_buffer(cfg: DistillConfig, dm: AudioDataModule, tracker: Tracker | No
     train_experts(buffer, cfg.network, x, y, dm.num_classes, cfg.buffer.experts, cfg.buffer.epochs, cfg.buffer.lr,
                   cfg.buffer.batch_size, cfg.seed, cfg.network_kwargs,
                   meta_extra={"data_key": dm.content_key, "features": dataclasses.asdict(dm.features),
-                              "normalize": cfg.normalize, "split_key": dm.split_key(dm.train_split),
+                              "normalize": cfg.normalize and cfg.normalize_by, "split_key": dm.split_key(dm.train_split),
                               "augment": dataclasses.asdict(cfg.augment) if cfg.buffer.augment else None},
                   trainer_cfg=cfg.trainer, on_expert=report,
                   augment=dataclasses.asdict(cfg.augment) if cfg.buffer.augment else None)
@@ -300,10 +300,16 @@ def run_distill_eval(cfg: DistillConfig, sets: list[str]) -> tuple[Path, dict[st
     configure_threads(cfg.trainer)
     payloads = [load_distilled(s) for s in sets]
     dm = datamodule(cfg)
+    stats = {k: v.tolist() for k, v in getattr(dm, "feature_stats", {}).items()}
     for s, p in zip(sets, payloads):
         if p["meta"]["data_key"] != dm.content_key or bool(p["meta"].get("feature_stats")) != cfg.normalize:
             raise DataError(f"{s} was distilled from other data or features than data/features in this config "
                             f"({p['meta']['dataset']}, {p['meta']['features']['kind']})")
+        theirs = p["meta"].get("feature_stats") or {}
+        if stats and not all(torch.allclose(torch.tensor(theirs[k]), torch.tensor(stats[k])) for k in stats):
+            raise DataError(f"{s} was standardised with other statistics than this config's training split gives "
+                            "(another split, protocol or normalize_by): evaluate it with the data options it was "
+                            "distilled with")
     rows = []
     with Run("distill-eval", "distill-eval", cfg.output_dir, cfg.tracking, config=to_dict(cfg)) as run:
         for s, p in zip(sets, payloads):
