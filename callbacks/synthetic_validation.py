@@ -43,12 +43,8 @@ class SyntheticValidation(pl.Callback):
             self.check((trainer.current_epoch + 1) * trainer.num_training_batches, pl_module)
 
     def on_fit_end(self, trainer, pl_module):
-        if self._best is None:
-            return
-        with torch.no_grad():
-            pl_module.syn_x.copy_(self._best["x"].to(pl_module.syn_x.device))
-            if pl_module.syn_lr is not None and "lr" in self._best:
-                pl_module.syn_lr.copy_(self._best["lr"])
+        if self._best is not None:
+            pl_module.restore(self._best)
 
     def state_dict(self):
         return {"history": self.history, "best_acc": self.best_acc, "best_iteration": self.best_iteration,

@@ -348,6 +348,7 @@ def test_reference_regime_loops_by_cpc_step_decay_and_augmented_training():
     (["eval.lr_decay_at=1.5"], "eval.lr_decay_at must be in (0, 1)"),
     (["dc.outer_loop=0"], "dc: outer_loop and inner_loop must be >= 1"),
     (["mtt.gradient=exact"], "mtt.gradient must be one of unrolled, checkpointed, constant_memory"),
+    (["datm.initial_max_start_epoch=30"], "datm: need 0 <= min_start_epoch < initial_max_start_epoch <= max_start_epoch"),
 ])
 def test_bad_regime_values(synthetic_fsdd, capsys, extra, message):
     assert main(["distill", "--data", str(synthetic_fsdd), "--quiet", "tracking.enabled=false", *extra]) == 2

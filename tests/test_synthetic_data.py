@@ -85,14 +85,17 @@ def test_distill_quick_path_on_a_synthetic_tree(synthetic_fsdd, tmp_path):
     assert torch.load(out / "distilled.pt", weights_only=False)["x"].shape == (20, 3, 20, 20)
 
 
-def test_mtt_with_the_constant_memory_gradient_and_augmented_unroll(synthetic_fsdd, tmp_path):
-    out = tmp_path / "mtt"
-    assert main(["distill", "--method", "mtt", "--data", str(synthetic_fsdd), *DISTILL_TINY, "--output", str(out),
+def test_datm_with_the_constant_memory_gradient_and_augmented_unroll(synthetic_fsdd, tmp_path):
+    """DATM (trajectory matching with a growing start window and an averaged set) through the CLI,
+    its unroll augmented and differentiated step by step."""
+    out = tmp_path / "datm"
+    assert main(["distill", "--method", "datm", "--data", str(synthetic_fsdd), *DISTILL_TINY, "--output", str(out),
                  "tracking.enabled=false", "buffer.experts=1", "buffer.epochs=3", "mtt.syn_steps=3",
-                 "mtt.max_start_epoch=1", "mtt.expert_epochs=1", "mtt.gradient=constant_memory", "mtt.augment=true",
-                 "buffer.dir=null", f"data.cache_dir={tmp_path / 'cache'}"]) == 0
+                 "mtt.expert_epochs=1", "datm.initial_max_start_epoch=1", "datm.max_start_epoch=2",
+                 "datm.expansion_iterations=2", "datm.ema_decay=0.5", "mtt.gradient=constant_memory",
+                 "mtt.augment=true", f"data.cache_dir={tmp_path / 'cache'}"]) == 0
     report = json.loads((out / "report.json").read_text())
-    assert report["learned_lr"] != 0.01  # the learned learning rate moved from its start
+    assert report["method"] == "datm" and report["learned_lr"] != 0.01  # the learned learning rate moved
     assert main(["distill", "--data", str(synthetic_fsdd), *DISTILL_TINY, "mtt.gradient=implicit"]) == 2
 
 

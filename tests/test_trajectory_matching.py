@@ -143,3 +143,43 @@ def test_dropping_the_hessian_terms_would_change_the_gradient(buffer):
 def test_an_unknown_gradient_is_refused(buffer):
     with pytest.raises(DistillationError, match="mtt.gradient must be one of"):
         module(buffer, gradient="implicit")
+
+
+def test_datm_window_grows_and_the_set_is_an_average_of_its_iterates(buffer, monkeypatch):
+    """DATM's start epochs come from [min, upper) with upper growing to max_start_epoch; with
+    ema_decay the set that validation scores (``distilled``) is the moving average, and putting
+    back a chosen set restores both."""
+    m = module(buffer, max_start_epoch=2, min_start_epoch=0, initial_max_start_epoch=1, expansion_iterations=10,
+               ema_decay=0.5)
+    steps = iter([0, 0, 10, 30])
+    monkeypatch.setattr(type(m), "global_step", property(lambda self: self._step))
+    m._step = next(steps)
+    assert m.start_window() == (0, 1) and {m.draw()[1] for _ in range(20)} == {0}
+    m._step = next(steps)
+    m._step = next(steps)
+    assert m.start_window() == (0, 2)
+    m._step = next(steps)
+    assert m.start_window() == (0, 2)  # capped at max_start_epoch
+    start = m.syn_x.detach().clone()
+    with torch.no_grad():  # one step's update, then the average the module keeps after it
+        m.syn_x.add_(1.0)
+        m.syn_x_ema.mul_(0.5).add_(m.syn_x, alpha=0.5)
+    assert torch.allclose(m.distilled()["x"], start + 0.5, atol=1e-6)
+    assert not torch.allclose(m.distilled()["x"], m.syn_x)
+    m.restore({"x": start, "lr": torch.tensor(0.02)})
+    assert torch.equal(m.distilled()["x"], start) and torch.equal(m.syn_x.detach(), start)
+    with pytest.raises(DistillationError, match="min_start_epoch < initial_max_start_epoch"):
+        module(buffer, max_start_epoch=2, min_start_epoch=1, initial_max_start_epoch=1)
+
+
+def test_datm_trains_through_lightning_and_keeps_its_average(buffer, tmp_path):
+    from audioforge.training import TrainerConfig, make_trainer
+    from lightning_modules.distillation import steps_loader
+
+    m = module(buffer, max_start_epoch=2, initial_max_start_epoch=1, expansion_iterations=2, ema_decay=0.9)
+    before = m.syn_x.detach().clone()
+    make_trainer(TrainerConfig(), 1, False, [], validate=False).fit(m, steps_loader(4))
+    ema, current = m.distilled()["x"], m.syn_x.detach()
+    assert not torch.equal(current, before)
+    # after 4 updates the average still weighs the start by 0.9^4 = 0.66
+    assert (ema - before).norm() < (current - before).norm()

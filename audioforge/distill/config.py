@@ -49,6 +49,25 @@ class MTTConfig:
             raise ConfigError(f"{path}: lr_img and lr_init must be > 0, lr_lr >= 0")
 
 
+@dataclass
+class DATMConfig:
+    """DATM (Guo et al., ICLR 2024) with hard labels: MTT (``mtt.*``) whose start epochs come from a
+    window growing from ``initial_max_start_epoch`` to ``max_start_epoch`` over
+    ``expansion_iterations``, and the set returned (and selected) as an exponential moving average
+    of its iterates.  Defaults: the reference's CIFAR-10 IPC-10 values; its soft labels are left out."""
+    min_start_epoch: int = 0
+    initial_max_start_epoch: int = 10
+    max_start_epoch: int = 20
+    expansion_iterations: int = 1000
+    ema_decay: float = 0.9995
+
+    def validate(self, path: str = "datm") -> None:
+        if not 0 <= self.min_start_epoch < self.initial_max_start_epoch <= self.max_start_epoch:
+            raise ConfigError(f"{path}: need 0 <= min_start_epoch < initial_max_start_epoch <= max_start_epoch")
+        if self.expansion_iterations < 1 or not 0 < self.ema_decay < 1:
+            raise ConfigError(f"{path}: expansion_iterations must be >= 1 and ema_decay in (0, 1)")
+
+
 # DC/DSA's outer x inner loops by clips per class, as the reference sets them (get_loops)
 LOOPS_BY_CPC = {1: (1, 1), 10: (10, 50), 50: (50, 10)}
 
@@ -104,6 +123,7 @@ class DistillConfig(RunConfig):
     normalize_by: str = "coefficient"    # coefficient | channel | global (one std: keeps FD-MFCC's relative channel scale)
     buffer: BufferConfig = field(default_factory=BufferConfig)
     mtt: MTTConfig = field(default_factory=MTTConfig)
+    datm: DATMConfig = field(default_factory=DATMConfig)
     dc: GradientMatchingConfig = field(default_factory=GradientMatchingConfig)
     dm: DMConfig = field(default_factory=DMConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)

@@ -40,6 +40,13 @@ class SyntheticSet(pl.LightningModule):
             out["lr"] = self.syn_lr.detach().cpu().clone()
         return out
 
+    @torch.no_grad()
+    def restore(self, best: dict[str, torch.Tensor]) -> None:
+        """Put back a set :meth:`distilled` returned (selection's choice, when fit ends)."""
+        self.syn_x.copy_(best["x"].to(self.syn_x.device))
+        if self.syn_lr is not None and "lr" in best:
+            self.syn_lr.copy_(best["lr"].to(self.syn_lr.device))
+
     def on_save_checkpoint(self, checkpoint):
         checkpoint["generator_state"] = self.generator.get_state()
 

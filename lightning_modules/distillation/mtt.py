@@ -56,8 +56,18 @@ class TrajectoryMatching(SyntheticSet):
                  syn_y: torch.Tensor, buffer_dir: str, network_kwargs: dict | None = None, syn_steps: int = 20,
                  expert_epochs: int = 2, max_start_epoch: int = 10, lr_img: float = 100.0, lr_lr: float = 1e-5,
                  lr_init: float = 0.01, batch_syn: int | None = None, min_lr: float = 1e-5,
-                 gradient: str = "unrolled", augment: SiameseAugment | None = None, seed: int = 0):
+                 gradient: str = "unrolled", augment: SiameseAugment | None = None, min_start_epoch: int = 0,
+                 initial_max_start_epoch: int | None = None, expansion_iterations: int = 1,
+                 ema_decay: float | None = None, seed: int = 0):
         super().__init__(syn_x, syn_y, seed)
+        if not 0 <= min_start_epoch < (initial_max_start_epoch or max_start_epoch) <= max_start_epoch:
+            raise DistillationError(f"need 0 <= min_start_epoch < initial_max_start_epoch <= max_start_epoch (got "
+                                    f"{min_start_epoch}, {initial_max_start_epoch}, {max_start_epoch})")
+        if expansion_iterations < 1 or (ema_decay is not None and not 0 < ema_decay < 1):
+            raise DistillationError(f"need expansion_iterations >= 1 and ema_decay in (0, 1) (got "
+                                    f"{expansion_iterations}, {ema_decay})")
+        if ema_decay is not None:  # the set selection scores and the run returns: an average of the iterates
+            self.register_buffer("syn_x_ema", syn_x.detach().clone())
         if gradient not in GRADIENTS:
             raise DistillationError(f"mtt.gradient must be one of {', '.join(GRADIENTS)}, got {gradient!r}")
         self.save_hyperparameters(ignore=["syn_x", "syn_y", "augment"])
@@ -79,10 +89,34 @@ class TrajectoryMatching(SyntheticSet):
         return [torch.optim.SGD([self.syn_x], lr=self.hparams.lr_img, momentum=0.5),
                 torch.optim.SGD([self.syn_lr], lr=self.hparams.lr_lr, momentum=0.5)]
 
+    def start_window(self) -> tuple[int, int]:
+        """Start epochs drawn now: ``[min_start_epoch, upper)``, the upper bound growing linearly
+        from ``initial_max_start_epoch`` to ``max_start_epoch`` over ``expansion_iterations``
+        (DATM's difficulty-aligned window: early, easy parts of the trajectories first)."""
+        h = self.hparams
+        if h.initial_max_start_epoch is None:
+            return h.min_start_epoch, h.max_start_epoch
+        grown = h.initial_max_start_epoch + int((h.max_start_epoch - h.initial_max_start_epoch)
+                                                * self.global_step / h.expansion_iterations)
+        return h.min_start_epoch, min(grown, h.max_start_epoch)
+
     def draw(self) -> tuple[int, int]:
         expert = self.experts[int(torch.randint(len(self.experts), (1,), generator=self.generator))]
-        start = int(torch.randint(self.hparams.max_start_epoch, (1,), generator=self.generator))
+        low, high = self.start_window()
+        start = int(torch.randint(low, high, (1,), generator=self.generator))
         return expert, start
+
+    def distilled(self) -> dict[str, torch.Tensor]:
+        out = super().distilled()
+        if self.hparams.ema_decay is not None:
+            out["x"] = self.syn_x_ema.detach().cpu().clone()
+        return out
+
+    @torch.no_grad()
+    def restore(self, best: dict[str, torch.Tensor]) -> None:
+        super().restore(best)
+        if self.hparams.ema_decay is not None:
+            self.syn_x_ema.copy_(best["x"].to(self.syn_x_ema.device))
 
     def plan(self) -> list[tuple[torch.Tensor, dict | None]]:
         """Each student step's synthetic minibatch (positions in ``syn_x``) and augmentation."""
@@ -167,6 +201,8 @@ class TrajectoryMatching(SyntheticSet):
         opt_x.step()
         opt_lr.step()
         with torch.no_grad():
+            if self.hparams.ema_decay is not None:
+                self.syn_x_ema.mul_(self.hparams.ema_decay).add_(self.syn_x.detach(), alpha=1 - self.hparams.ema_decay)
             if self.syn_lr.item() < self.hparams.min_lr:
                 self.syn_lr.fill_(self.hparams.min_lr)
                 self.lr_clamps += 1

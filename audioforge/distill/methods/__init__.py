@@ -57,5 +57,5 @@ def method(name: str) -> Method:
     return METHODS[name]
 
 
-from audioforge.distill.methods import (distribution_matching, gradient_matching, herding, random_set,  # noqa: E402,F401
-                                        trajectory_matching)
+from audioforge.distill.methods import (datm, distribution_matching, gradient_matching, herding,  # noqa: E402,F401
+                                        random_set, trajectory_matching)
