@@ -134,8 +134,9 @@ def embedding_network(cfg: DistillConfig, dm: AudioDataModule):
     from lightning_modules.distillation.params import FlatParams
     from lightning_modules.networks import build_network
 
-    buffer = ensure_buffer(dataclasses.replace(cfg, buffer=dataclasses.replace(cfg.buffer, experts=1))
-                           if not ExpertBuffer(buffer_folder(cfg, dm)).available() else cfg, dm)
+    buffer = ExpertBuffer(buffer_folder(cfg, dm))
+    if not buffer.available():  # one expert is all herding needs: never train the buffer's others for it
+        buffer = ensure_buffer(dataclasses.replace(cfg, buffer=dataclasses.replace(cfg.buffer, experts=1)), dm)
     net = build_network(cfg.network, dm.input_shape, dm.num_classes, **cfg.network_kwargs)
     net.load_state_dict(FlatParams(net).unflatten(buffer.load(buffer.available()[0])[-1]), strict=False)
     net.eval()
