@@ -99,6 +99,18 @@ def test_datm_with_the_constant_memory_gradient_and_augmented_unroll(synthetic_f
     assert main(["distill", "--data", str(synthetic_fsdd), *DISTILL_TINY, "mtt.gradient=implicit"]) == 2
 
 
+def test_herding_trains_one_expert_for_its_embedding_and_reuses_it(synthetic_fsdd, tmp_path, monkeypatch):
+    """A buffer configured for 10 experts: herding trains the first only, and a second herding
+    cell on the same split uses it without training the other nine."""
+    monkeypatch.setenv("AUDIOFORGE_CACHE", str(tmp_path / "cache"))
+    for cpc in (1, 2):
+        assert main(["distill", "--method", "herding", "--cpc", str(cpc), "--data", str(synthetic_fsdd),
+                     *DISTILL_TINY[3:], "--quiet", "--output", str(tmp_path / f"h{cpc}"), "tracking.enabled=false",
+                     "buffer.experts=10", "buffer.epochs=2"]) == 0
+        experts = sorted((tmp_path / "cache" / "buffers").glob("*/expert_*.pt"))
+        assert [p.name for p in experts] == ["expert_000.pt"], experts
+
+
 def test_cli_prints_the_config_and_names_a_bad_key(synthetic_fsdd, capsys):
     assert main(["classify", "--data", str(synthetic_fsdd), "--print-config"]) == 0
     assert "dataset: fsdd" in capsys.readouterr().out
