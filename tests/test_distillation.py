@@ -378,3 +378,20 @@ def test_standardisation_modes_map_back_and_keep_what_they_promise(synthetic_fsd
         assert float(x[:, 2].std() / x[:, 0].std()) == pytest.approx(float(raw_ratio), rel=1e-3) and raw_ratio < 0.9
     if by == "coefficient":
         assert torch.allclose(x.std(dim=(0, 3)), torch.ones(3, 20), atol=1e-3)
+
+
+def test_table2_summary_when_the_distilling_network_is_not_evaluated():
+    """A cross-architecture table may evaluate sets only on other networks: its summary still holds
+    each evaluated architecture, averaged over rotations, and no gain it cannot pair."""
+    from audioforge.distill.tables import Rotation, TableConfig, summarize
+
+    cfg = TableConfig(kind="table2", methods=["mtt", "random"], cpcs=[50], networks=["convnet"],
+                      eval_archs=["resnet18"], protocol="speaker", speakers=["george", "jackson"])
+    rots = [Rotation("george", "jackson"), Rotation("jackson", "lucas")]
+    results = {f"{m}-cpc50-convnet-fdmfcc-{r.test}": {"eval": {"resnet18": {"mean": acc, "std": 0.01}},
+                                                      "selection": {"best_iteration": 0 if m == "mtt" else None}}
+               for m, accs in (("mtt", (0.5, 0.7)), ("random", (0.4, 0.4))) for r, acc in zip(rots, accs)}
+    summary = summarize(cfg, rots, results, {})
+    mtt = summary["mtt-cpc50-convnet-fdmfcc"]
+    assert mtt["eval"]["resnet18"]["mean"] == pytest.approx(0.6) and mtt["eval"]["resnet18"]["n"] == 2
+    assert mtt["kept_start"] == 2 and "gain_over_random" not in mtt and "fraction_of_whole" not in mtt

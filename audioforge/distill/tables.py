@@ -277,13 +277,13 @@ def summarize(cfg: TableConfig, rots: list[Rotation], results: dict[str, dict], 
                     for arch in archs:
                         own = [r["eval"].get(arch) if r else None for r in reports]
                         entry.setdefault("eval", {})[arch] = combine(own)
-                    acc = entry["eval"][archs[0] if cfg.kind != "table2" else network]
+                    acc = entry["eval"].get(network)  # on its own architecture (table2 may not evaluate it)
                     learned = [r for r in reports if r and r.get("selection", {}).get("best_iteration") is not None]
                     entry["kept_start"] = sum(r["selection"]["best_iteration"] == 0 for r in learned) if learned else None
                     if method != "random" and "random" in cfg.methods:
-                        pairs = [(r["eval"][network]["mean"], q["eval"][network]["mean"])
-                                 for r, q in zip(reports, (results.get(cell_name("random", cpc, network, feature, rt))
-                                                           for rt in rots)) if r and q]
+                        randoms = (results.get(cell_name("random", cpc, network, feature, rt)) for rt in rots)
+                        pairs = [(r["eval"][network]["mean"], q["eval"][network]["mean"]) for r, q in zip(reports, randoms)
+                                 if r and q and network in r["eval"] and network in q["eval"]]
                         if pairs:
                             gains = [a - b for a, b in pairs]
                             entry["gain_over_random"] = {"mean": float(np.mean(gains)), "n": len(gains),
