@@ -187,10 +187,6 @@ class WorkerPool:
     def terminate(self, grace: float = STOP_GRACE_SECONDS) -> None:
         """Stop every worker: SIGTERM (a task unwinds and ends its runs KILLED), then SIGKILL."""
         self._snapshot()
-        # a stopping pool starts no worker: without this, the executor's manager thread may try to
-        # replace a fresh-process worker after shutdown(wait=False) has dropped its process table
-        # (a TypeError traceback printed by that thread)
-        self._executor._adjust_process_count = lambda: None
         self._executor.shutdown(wait=False, cancel_futures=True)
         alive = [p for p in self._procs.values() if p.is_alive()]
         for p in alive:

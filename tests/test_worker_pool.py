@@ -29,3 +29,38 @@ def test_each_pool_gives_its_workers_the_current_environment_and_folder(tmp_path
     parents = {ppid for _, _, ppid in first + second}
     assert len(parents) == 1 and os.getpid() not in parents
     assert sum(seen) == 4
+
+
+STOPPED_POOL = """
+import sys, time
+sys.path.insert(0, {repo!r})
+from audioforge.processes import WorkerPool
+
+def forever(i):
+    time.sleep(3600)
+
+if __name__ == "__main__":
+    try:
+        with WorkerPool(2, fresh_process=True) as pool:
+            for i in range(5):
+                pool.submit(i, forever, i)
+            while len(pool._running) < 2:  # both workers are inside a task (their own announcement)
+                time.sleep(0.05)
+            raise KeyboardInterrupt("stop")
+    except KeyboardInterrupt:
+        print("stopped", flush=True)
+"""
+
+
+def test_a_stopped_fresh_process_pool_with_queued_tasks_lets_the_command_exit(tmp_path):
+    """Stopping a pool whose workers are busy and whose queue still holds tasks ends the process:
+    nothing left waits for the killed workers' results at interpreter exit."""
+    import subprocess
+    import sys
+
+    from tests.commands import HANG, REPO
+
+    script = tmp_path / "stop_pool.py"
+    script.write_text(STOPPED_POOL.format(repo=str(REPO)))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=HANG)
+    assert done.returncode == 0 and done.stdout.strip() == "stopped", done.stderr
