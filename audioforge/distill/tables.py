@@ -95,6 +95,10 @@ class Rotation:
     def options(self) -> dict[str, Any]:
         return {"test_speakers": [self.test], "val_speakers": [self.val]} if self.test else {}
 
+    def data(self, data):
+        """``data`` (a DatasetConfig) with this rotation's split options added."""
+        return dataclasses.replace(data, options={**data.options, **self.options})
+
 
 def rotations(cfg: TableConfig) -> list[Rotation]:
     """The table's splits: one for ``paper``, one per test speaker for ``speaker`` (the speakers
@@ -117,8 +121,7 @@ def check_cpcs(cfg: TableConfig, rots: list[Rotation]) -> None:
     from audioforge.distill.coresets import check_cpc
 
     for rotation in rots:
-        data = dataclasses.replace(cfg.distill.data, options={**cfg.distill.data.options, **rotation.options})
-        dm = data.load(cfg.distill.features, cfg.distill.seed)
+        dm = rotation.data(cfg.distill.data).load(cfg.distill.features, cfg.distill.seed)
         labels = dm.tensors(dm.train_split)[1]
         try:
             check_cpc(labels, max(cfg.cpcs), dm.num_classes)
@@ -229,8 +232,7 @@ def whole_dataset(cfg: TableConfig, rots: list[Rotation], folder: Path) -> dict[
     for feature in cfg.features:
         for tag, rotation in splits:
             dcfg = dataclasses.replace(cfg.distill, features={**cfg.distill.features, "kind": feature},
-                                       data=dataclasses.replace(cfg.distill.data, options={**cfg.distill.data.options,
-                                                                                           **rotation.options}))
+                                       data=rotation.data(cfg.distill.data))
             dm = None
             for network in cfg.networks:
                 key = f"{network}-{feature}{rotation.suffix}" + (f"-{tag}" if tag else "")
