@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from audioforge.errors import ConfigError
+from audioforge.unlearning.likelihood_ratio import attack as lira_attack
+from audioforge.unlearning.likelihood_ratio import scores as lira_scores
 from audioforge.unlearning.forgetting import (example_epsilons, example_scores, forgetting_quality, logit_margin,
                                               max_epsilon, worst_score)
 
@@ -55,3 +57,39 @@ def test_too_few_models_or_mismatched_examples_are_refused():
         forgetting_quality(np.zeros((3, 5)), np.zeros((32, 5)))
     with pytest.raises(ValueError, match="same examples"):
         forgetting_quality(np.zeros((8, 5)), np.zeros((8, 6)))
+
+
+# --- the per-example likelihood-ratio attack (audioforge/unlearning/likelihood_ratio.py) ---
+
+def test_likelihood_ratio_attack_is_at_chance_on_one_distribution_and_certain_on_separated_ones():
+    rng = np.random.default_rng(2)
+    same = lira_attack(rng.normal(size=(16, 200)), rng.normal(size=(16, 200)))
+    assert abs(same["example_auc"] - 0.5) < 0.05 and 0.2 < same["model_auc"] < 0.8
+    assert same["tpr_at_1pct_fpr"] < 0.05
+    apart = lira_attack(rng.normal(loc=3.0, size=(16, 200)), rng.normal(size=(16, 200)))
+    assert apart["example_auc"] > 0.95 and apart["model_auc"] == 1.0 and apart["tpr_at_1pct_fpr"] > 0.5
+
+
+def test_likelihood_ratio_attack_gains_power_with_the_shift_and_uses_per_example_means():
+    """Each example has its own mean, far apart from the others': a global threshold on the
+    output could not tell the sides, the per-example fit can."""
+    rng = np.random.default_rng(3)
+    centres = rng.normal(scale=20.0, size=300)
+    gold = centres + rng.normal(size=(12, 300))
+    aucs = [lira_attack(centres + shift + rng.normal(size=(12, 300)), gold)["example_auc"]
+            for shift in (0.25, 0.5, 1.0, 2.0)]
+    assert all(a < b for a, b in zip(aucs, aucs[1:])), aucs
+    assert aucs[-1] > 0.85
+
+
+def test_likelihood_ratio_leaves_the_target_out():
+    """A target fitted into its own side's Gaussian would score as that side even with no signal;
+    left out, a model equal to one side's mean of the others gets no pull from itself."""
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(size=(4, 50)), rng.normal(size=(4, 50))
+    sa, sb = lira_scores(a, b)
+    mean_a_rest = a[1:].mean(0)
+    mean_b = b.mean(0)
+    assert np.all((sa[0] > 0) == (np.abs(a[0] - mean_a_rest) < np.abs(a[0] - mean_b)))
+    with pytest.raises(ConfigError, match="at least 3 models per side"):
+        lira_attack(a[:2], b)

@@ -41,6 +41,8 @@ def test_bench_tunes_on_validation_runs_every_cell_reports_a_leaderboard_and_res
     fq = report["forgetting_quality"]
     assert fq["models_per_side"] == 4 and set(fq["models"]) == {"original", "base", "ssd", "ssd-tuned"}
     assert all(0 < m["forgetting_quality"] <= 1 for m in fq["models"].values())
+    assert all(0 <= m["lira"]["example_auc"] <= 1 and m["lira"]["models"] == 4 for m in fq["models"].values())
+    assert "## Likelihood-ratio attack from many models" in (out / "report.md").read_text()
     assert george["seeds"] == [0, 1, 2, 3]  # the forgetting-quality speaker runs 4 models per side
     assert json.loads((out / "cells" / "speaker-jackson" / "report.json").read_text())["seeds"] == [0]
     assert (out / "forgetting_vs_test.png").is_file() and (out / "avg_gap.png").is_file()

@@ -33,6 +33,8 @@ from audioforge.run import Run, mean_std
 from audioforge.tracking import TrackingConfig
 from audioforge.unlearning.config import UnlearnConfig
 from audioforge.unlearning.forgetting import MIN_MODELS, forgetting_quality, logit_margin
+from audioforge.unlearning.likelihood_ratio import MIN_MODELS as LIRA_MIN_MODELS
+from audioforge.unlearning.likelihood_ratio import attack as lira_attack
 from audioforge.unlearning.methods import METHODS, VARIANT, method
 
 log = logging.getLogger(__name__)
@@ -222,8 +224,9 @@ def run_bench(bench: BenchConfig, config_dir: Path, progress: bool = True,
             report["tuning"] = tuning_table(bench, reports, tuning, tuning_speaker)
         summary = {f"{m}/{k}": v["mean"] for m, row in report["leaderboard"].items() for k, v in row.items()
                    if isinstance(v, dict) and v.get("mean") is not None}
-        summary |= {f"{m}/forgetting_quality": v["forgetting_quality"]
-                    for m, v in report.get("forgetting_quality", {}).get("models", {}).items()}
+        for m, v in report.get("forgetting_quality", {}).get("models", {}).items():
+            summary |= {f"{m}/forgetting_quality": v["forgetting_quality"], f"{m}/lira_example_auc": v["lira"]["example_auc"],
+                        f"{m}/lira_model_auc": v["lira"]["model_auc"]}
         report = run.report(report, markdown(report), summary, bench_plots(report, run.out_dir))
     return run.out_dir, report
 
@@ -301,9 +304,15 @@ def forgetting_table(folder: Path, report: dict[str, Any], fq: ForgettingQuality
         return np.stack(rows)
 
     gold = margins("gold")
-    models = {m: forgetting_quality(gold, margins(m), fq.delta) for m in report["metrics"] if m != "gold"}
+    models = {}
+    for m in report["metrics"]:
+        if m != "gold":
+            outputs = margins(m)
+            models[m] = forgetting_quality(gold, outputs, fq.delta) | {"lira": lira_attack(outputs, gold)}
     half = fq.models // 2
     floor = forgetting_quality(gold[:half], gold[half:2 * half], fq.delta) if half >= MIN_MODELS else None
+    if floor is not None and half >= LIRA_MIN_MODELS:
+        floor["lira"] = lira_attack(gold[:half], gold[half:2 * half])
     return {"speaker": fq.speaker, "models_per_side": fq.models, "delta": fq.delta, "statistic": "logit margin",
             "models": models, "gold_vs_gold_half": floor}
 
@@ -340,9 +349,30 @@ def markdown(report: dict[str, Any]) -> list[str]:
                   f"{next(iter(fq['models'].values()))['worst_possible']:.4f} for fully separable outputs)."
                   + (f" Gold against gold ({fq['models_per_side'] // 2} per side): "
                      f"{floor['forgetting_quality']:.3f}, the estimate's own noise at that size." if floor else "")]
+        lines += lira_markdown(fq)
     if "tuning" in report:
         lines += tuning_markdown(report["tuning"])
     lines.append("")
+    return lines
+
+
+def lira_markdown(fq: dict[str, Any]) -> list[str]:
+    """The likelihood-ratio attack's table: its power (original against gold) first."""
+    models = fq["models"]
+    lines = ["", "## Likelihood-ratio attack from many models", "",
+             f"Speaker {fq['speaker']}, {fq['models_per_side']} models per side. Per forget clip, Gaussians of the "
+             f"{fq['statistic']} under the model's kind and under gold, fitted leaving the target model out; "
+             "per-example AUC over (model, clip) pairs, TPR at 1% FPR, and per-model AUC of the summed ratio "
+             "(audioforge/unlearning/likelihood_ratio.py). The original's row is the attack's power; 0.5 is "
+             "indistinguishable from gold.", "",
+             "| model | per-example AUC | TPR at 1% FPR | per-model AUC |", "|---|---|---|---|"]
+    floor = (fq.get("gold_vs_gold_half") or {}).get("lira")
+    rows = [(m, v["lira"]) for m, v in models.items() if "lira" in v]
+    rows.sort(key=lambda r: (r[0] != "original", r[1]["example_auc"]))
+    if floor:
+        rows.insert(1 if rows and rows[0][0] == "original" else 0, (f"gold vs gold ({floor['models']} per side)", floor))
+    for m, a in rows:
+        lines.append(f"| {m} | {a['example_auc']:.3f} | {a['tpr_at_1pct_fpr']:.3f} | {a['model_auc']:.3f} |")
     return lines
 
 
