@@ -107,6 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
     distill_eval.add_argument("--archs", help="comma-separated architectures to evaluate on")
     table = sub.add_parser("distill-table", help="the distillation paper's tables: table1, table2, ablation, robustness")
     _common_flags(table, "distill-table")
+    continual = sub.add_parser("continual", help="class-incremental learning with a rehearsal memory (random, "
+                                                 "herding, or a distilled set per step)")
+    _common_flags(continual, "continual")
+    continual.add_argument("--dataset", help=f"a registered dataset (default fsdd): {names['datasets']}")
+    continual.add_argument("--jobs", type=int, help="cells run in this many parallel worker processes (0 = one per CPU core)")
     bench = sub.add_parser("unlearn-bench", help="every unlearning method and scheme on every forget speaker, "
                                                   "over seeds, with forgetting quality from many models")
     _common_flags(bench, "unlearn-bench")
@@ -315,6 +320,21 @@ def cmd_distill_table(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_continual(args: argparse.Namespace) -> int:
+    from audioforge.config import load_config
+    from audioforge.distill.continual.config import ContinualConfig
+
+    cfg = load_config(ContinualConfig, config_files(args, "continual"), collect_overrides(args))
+    if print_config_or(args, cfg):
+        return 0
+    from audioforge.distill.continual.experiment import run_continual
+
+    out_dir, report = run_continual(cfg, progress_bar=not args.quiet)
+    print((out_dir / "report.md").read_text().rstrip())
+    announce(out_dir, report)
+    return 0
+
+
 def cmd_unlearn_bench(args: argparse.Namespace) -> int:
     import yaml
 
@@ -374,13 +394,14 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 DEFAULT_PRESET = {"unlearn": "paper", "unlearn-bench": "benchmark", "sweep": "quick", "classify": "default", "rir": "default", "distill": "default",
-                  "distill-table": "table1"}
+                  "distill-table": "table1", "continual": "default"}
 DISTILL_COMMANDS = ("buffer", "distill", "distill-eval")
 COMMANDS = {"unlearn": cmd_unlearn, "unlearn-bench": cmd_unlearn_bench, "classify": cmd_classify, "rir": cmd_rir, "buffer": cmd_buffer,
-            "distill": cmd_distill, "distill-eval": cmd_distill_eval, "distill-table": cmd_distill_table, "sweep": cmd_sweep, "ui": cmd_ui}
+            "distill": cmd_distill, "distill-eval": cmd_distill_eval, "distill-table": cmd_distill_table, "continual": cmd_continual,
+            "sweep": cmd_sweep, "ui": cmd_ui}
 
 
-POOLED = ("unlearn", "unlearn-bench", "sweep", "distill-table", "rir")  # commands that open worker pools
+POOLED = ("unlearn", "unlearn-bench", "sweep", "distill-table", "rir", "continual")  # commands that open worker pools
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,11 +9,12 @@ out :class:`~datamodules.loader.TensorBatchLoader` loaders for any named split.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import lightning.pytorch as pl
 import numpy as np
@@ -132,9 +133,11 @@ class AudioDataModule(pl.LightningDataModule):
         idx = self._split_indices(split)
         return self.x[idx], self.y[idx]
 
-    def standardize(self, split: str | None = None, by: str = "coefficient") -> dict[str, torch.Tensor]:
+    def standardize(self, split: str | None = None, by: str = "coefficient",
+                    classes: Sequence[int] | None = None) -> dict[str, torch.Tensor]:
         """Standardise every feature in place with statistics of ``split`` (default: the training
-        split); returns them (``mean``, ``std``, shaped ``(C, F, 1)``) so features can be mapped back.
+        split; with ``classes``, only its clips of those classes); returns them (``mean``, ``std``,
+        shaped ``(C, F, 1)``) so features can be mapped back.
 
         ``by``: ``coefficient``: mean and std per (channel, frequency row) over clips and frames;
         ``channel``: one mean and std per channel; ``global``: the mean per (channel, row) and one
@@ -142,7 +145,9 @@ class AudioDataModule(pl.LightningDataModule):
         smaller than the coefficients they differ)."""
         if by not in STANDARDIZE_BY:
             raise ConfigError(f"standardize by must be one of {', '.join(STANDARDIZE_BY)}, got {by!r}")
-        x, _ = self.tensors(split or self.train_split)
+        x, y = self.tensors(split or self.train_split)
+        if classes is not None:
+            x = x[torch.isin(y, torch.as_tensor(list(classes), dtype=y.dtype))]
         c, f = x.shape[1], x.shape[2]
         if by == "channel":
             mean = x.mean(dim=(0, 2, 3), keepdim=True)[0].expand(c, f, 1).clone()
@@ -154,6 +159,32 @@ class AudioDataModule(pl.LightningDataModule):
         self.x = (self.x - mean) / std
         self.feature_stats = {"mean": mean, "std": std}
         return self.feature_stats
+
+    def subset_classes(self, classes: Sequence[int]) -> "AudioDataModule":
+        """A view holding only the clips of ``classes``, relabelled ``0..k-1`` in the order given:
+        every split keeps its clips of those classes, sealed splits stay sealed, and the content
+        key names the subset and its features (caches of anything trained on it are its own)."""
+        import copy
+
+        classes = [int(c) for c in classes]
+        if not classes or len(set(classes)) != len(classes) or not all(0 <= c < self.num_classes for c in classes):
+            raise ConfigError(f"classes must be distinct class indices of {self.name} (0..{self.num_classes - 1}), "
+                              f"got {classes}")
+        self.setup()
+        keep = torch.isin(self.y, torch.as_tensor(classes, dtype=self.y.dtype))
+        positions = torch.nonzero(keep).flatten()
+        moved = torch.full((len(self.y),), -1, dtype=torch.long)
+        moved[positions] = torch.arange(len(positions))
+        relabel = torch.full((self.num_classes,), -1, dtype=torch.long)
+        relabel[torch.as_tensor(classes)] = torch.arange(len(classes))
+        view = copy.copy(self)
+        view.x, view.y = self.x[positions], relabel[self.y[positions]]
+        view.items = [dataclasses.replace(self.items[i], label=int(relabel[self.items[i].label]))
+                      for i in positions.tolist()]
+        view.class_names = [self.class_names[c] for c in classes]
+        view.splits = {k: moved[v][keep[v]] for k, v in self.splits.items()}
+        view.content_key = cache_key(parent=self.content_key, classes=classes, x=tensor_digest(view.x))
+        return view
 
     def split_key(self, split: str) -> str:
         """A digest of which clips ``split`` holds (caches of anything trained on a split name it:

@@ -104,6 +104,9 @@ class AugmentConfig:
     mask: float = 0.2
 
 
+TEMPLATE = "distill"  # the path of a DistillConfig nested in a table's or continual's config
+
+
 @dataclass
 class DistillConfig(RunConfig):
     # name null: <dataset>-<method>-<network>-<feature>-cpc<cpc>; seeds: the one seed of the distillation
@@ -154,6 +157,14 @@ class DistillConfig(RunConfig):
             raise ConfigError(f"init must be real or noise, got {self.init!r}")
         if self.cpc < 1:
             raise ConfigError(f"cpc must be >= 1, got {self.cpc}")
+        # a table's or continual's ``distill`` section is a template whose method is set per cell;
+        # each cell's own config checks what depends on its method
+        if path != TEMPLATE and self.method == "mtt" and self.buffer.dir is None \
+                and self.mtt.max_start_epoch + self.mtt.expert_epochs > self.buffer.epochs:
+            where = f"{path}: " if path else ""
+            raise ConfigError(f"{where}mtt.max_start_epoch + mtt.expert_epochs ({self.mtt.max_start_epoch} + "
+                              f"{self.mtt.expert_epochs}) must be <= buffer.epochs ({self.buffer.epochs}): the "
+                              "student's target lies that far along an expert's trajectory")
         if self.trainer.distributed:
             raise ConfigError("trainer: distillation runs in one process on one device (trainer.devices=1, "
                               "strategy auto); run cells side by side with distill-table's `jobs`, or one "

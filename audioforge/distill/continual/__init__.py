@@ -1,0 +1,1 @@
+"""Class-incremental continual learning with a rehearsal memory (``audioforge continual``)."""

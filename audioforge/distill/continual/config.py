@@ -1,0 +1,80 @@
+"""The ``continual`` command's config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from audioforge.distill.config import DistillConfig
+from audioforge.distill.evaluate import EvalConfig
+from audioforge.errors import ConfigError
+from audioforge.run import RunConfig
+from audioforge.tracking import TrackingConfig
+
+CORESET_MEMORIES = ("random", "herding")   # chosen among real clips inside the cell
+RULES = ("scratch",)
+
+
+@dataclass
+class MemoryConfig:
+    per_class: int = 20                  # clips kept per old class (the paper: 20)
+    # random | herding (EEIL's choice: the current step's network embeds the clips) | a learned
+    # distillation method of the registry (mtt = DDFAD), distilled per step on that step's classes
+    methods: list[str] = field(default_factory=lambda: ["mtt", "herding", "random"])
+
+    def validate(self, path: str = "memory") -> None:
+        from audioforge.distill.methods import METHODS
+
+        if self.per_class < 1:
+            raise ConfigError(f"{path}.per_class must be >= 1, got {self.per_class}")
+        if not self.methods or len(set(self.methods)) != len(self.methods):
+            raise ConfigError(f"{path}.methods must name at least one memory, each once, got {self.methods}")
+        for name in self.methods:
+            if name not in CORESET_MEMORIES and not (name in METHODS and METHODS[name].learned):
+                learned = [m for m, v in METHODS.items() if v.learned]
+                raise ConfigError(f"{path}.methods: unknown memory {name!r} (random, herding, or a learned "
+                                  f"distillation method: {', '.join(learned)})")
+
+
+@dataclass
+class ContinualConfig(RunConfig):
+    name: str = "continual"
+    tracking: TrackingConfig = field(default_factory=lambda: TrackingConfig(experiment="audioforge-continual"))
+    steps: int = 5                       # classes arrive in this many steps of equal size
+    orders: int = 5                      # class orders drawn with ``order_seed`` ...
+    order_seed: int = 0
+    class_orders: list[list[int]] | None = None  # ... or these explicit orders (each a permutation of the classes)
+    networks: list[str] = field(default_factory=lambda: ["convnet"])
+    # scratch: at every step a fresh network trains on the memory and the new classes' clips (the
+    # dataset-condensation literature's protocol)
+    rule: str = "scratch"
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
+    # how each step's network trains: SGD, the epoch chosen on the validation clips of the classes
+    # seen so far (never test), then test scored once on the classes seen so far
+    train: EvalConfig = field(default_factory=lambda: EvalConfig(runs=1, epochs=60, batch_size=64, lr=0.01,
+                                                                 val_every=10, use_learned_lr=False))
+    # learned memories: the distillation's settings (method, cpc and network are set per memory)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    normalize: bool = True               # standardise with the first step's training clips (no later class's statistics)
+    jobs: int = 1                        # cells (and memories) at once, each in its own process
+
+    def validate(self, path: str = "") -> None:
+        super().validate(path)
+        if self.steps < 1 or self.orders < 1 or self.jobs < 0:
+            raise ConfigError(f"steps and orders must be >= 1 and jobs >= 0, got {self.steps}, {self.orders}, {self.jobs}")
+        if self.rule not in RULES:
+            raise ConfigError(f"rule must be one of {', '.join(RULES)}, got {self.rule!r}")
+        if not self.networks:
+            raise ConfigError("networks must name at least one network")
+        from lightning_modules.networks import NETWORKS
+
+        for n in self.networks:
+            if n not in NETWORKS:
+                raise ConfigError(f"networks: unknown network {n!r} (known: {', '.join(sorted(NETWORKS))})")
+        self.memory.validate()
+        import dataclasses
+
+        for name in self.memory.methods:  # each learned memory's distillation settings, as it will run
+            if name not in CORESET_MEMORIES:
+                dataclasses.replace(self.distill, method=name, cpc=self.memory.per_class, name="memory").validate(f"distill (memory {name})")
+        if self.train.runs != 1:
+            raise ConfigError("train.runs must be 1 (orders are the repetitions)")
