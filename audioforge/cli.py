@@ -112,6 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
     _common_flags(continual, "continual")
     continual.add_argument("--dataset", help=f"a registered dataset (default fsdd): {names['datasets']}")
     continual.add_argument("--jobs", type=int, help="cells run in this many parallel worker processes (0 = one per CPU core)")
+    nas = sub.add_parser("nas", help="architecture-search proxies: random, herding and distilled sets and early "
+                                     "stopping, ranked against networks trained on the whole split")
+    _common_flags(nas, "nas")
+    nas.add_argument("--dataset", help=f"a registered dataset (default fsdd): {names['datasets']}")
+    nas.add_argument("--jobs", type=int, help="trainings run in this many parallel worker processes (0 = one per CPU core)")
     bench = sub.add_parser("unlearn-bench", help="every unlearning method and scheme on every forget speaker, "
                                                   "over seeds, with forgetting quality from many models")
     _common_flags(bench, "unlearn-bench")
@@ -335,6 +340,21 @@ def cmd_continual(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_nas(args: argparse.Namespace) -> int:
+    from audioforge.config import load_config
+    from audioforge.distill.nas.config import NASConfig
+
+    cfg = load_config(NASConfig, config_files(args, "nas"), collect_overrides(args))
+    if print_config_or(args, cfg):
+        return 0
+    from audioforge.distill.nas.experiment import run_nas
+
+    out_dir, report = run_nas(cfg, progress_bar=not args.quiet)
+    print((out_dir / "report.md").read_text().rstrip())
+    announce(out_dir, report)
+    return 0
+
+
 def cmd_unlearn_bench(args: argparse.Namespace) -> int:
     import yaml
 
@@ -394,14 +414,14 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 DEFAULT_PRESET = {"unlearn": "paper", "unlearn-bench": "benchmark", "sweep": "quick", "classify": "default", "rir": "default", "distill": "default",
-                  "distill-table": "table1", "continual": "default"}
+                  "distill-table": "table1", "continual": "default", "nas": "default"}
 DISTILL_COMMANDS = ("buffer", "distill", "distill-eval")
 COMMANDS = {"unlearn": cmd_unlearn, "unlearn-bench": cmd_unlearn_bench, "classify": cmd_classify, "rir": cmd_rir, "buffer": cmd_buffer,
-            "distill": cmd_distill, "distill-eval": cmd_distill_eval, "distill-table": cmd_distill_table, "continual": cmd_continual,
+            "distill": cmd_distill, "distill-eval": cmd_distill_eval, "distill-table": cmd_distill_table, "continual": cmd_continual, "nas": cmd_nas,
             "sweep": cmd_sweep, "ui": cmd_ui}
 
 
-POOLED = ("unlearn", "unlearn-bench", "sweep", "distill-table", "rir", "continual")  # commands that open worker pools
+POOLED = ("unlearn", "unlearn-bench", "sweep", "distill-table", "rir", "continual", "nas")  # commands that open worker pools
 
 
 def main(argv: list[str] | None = None) -> int:

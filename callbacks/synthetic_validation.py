@@ -3,7 +3,10 @@
 At the start and every ``every`` epochs (and after the last) the current synthetic set is
 scored by ``score`` (the commands pass one that trains a fresh network on it and measures it on
 the *validation* split); the synthetic set (and learned lr) with the best score is kept and put
-back when fit ends.  Whatever ``score`` reads, this callback holds no data of its own."""
+back when fit ends.  ``score`` returns an accuracy, or (accuracy, loss): equal accuracies are then
+told apart by the lower loss (a saturated validation, e.g. two classes that every set separates,
+would otherwise always keep the starting set).  Whatever ``score`` reads, this callback holds no
+data of its own."""
 
 from __future__ import annotations
 
@@ -18,20 +21,28 @@ class SyntheticValidation(pl.Callback):
         self.score_set, self.every = score, every
         self.history: list[tuple[int, float]] = []   # (outer iteration, validation accuracy)
         self.best_acc: float | None = None
+        self.best_loss: float | None = None
         self.best_iteration: int = 0
         self._best: dict[str, torch.Tensor] | None = None
 
-    def score(self, pl_module) -> float:
+    def score(self, pl_module) -> tuple[float, float | None]:
         with torch.random.fork_rng():  # scoring must not move the distillation's random stream
-            return float(self.score_set(pl_module.distilled()))
+            value = self.score_set(pl_module.distilled())
+        acc, loss = value if isinstance(value, tuple) else (value, None)
+        return float(acc), None if loss is None else float(loss)
+
+    def _better(self, acc: float, loss: float | None) -> bool:
+        if self.best_acc is None or acc > self.best_acc:
+            return True
+        return acc == self.best_acc and loss is not None and self.best_loss is not None and loss < self.best_loss
 
     def check(self, iteration: int, pl_module, log: bool = True) -> None:
-        acc = self.score(pl_module)
+        acc, loss = self.score(pl_module)
         self.history.append((iteration, acc))
         if log:
             pl_module.log("val/acc", acc)
-        if self.best_acc is None or acc > self.best_acc:
-            self.best_acc, self.best_iteration = acc, iteration
+        if self._better(acc, loss):
+            self.best_acc, self.best_loss, self.best_iteration = acc, loss, iteration
             self._best = {k: v.clone() for k, v in pl_module.distilled().items()}
 
     def on_train_start(self, trainer, pl_module):
@@ -47,9 +58,9 @@ class SyntheticValidation(pl.Callback):
             pl_module.restore(self._best)
 
     def state_dict(self):
-        return {"history": self.history, "best_acc": self.best_acc, "best_iteration": self.best_iteration,
-                "best": self._best}
+        return {"history": self.history, "best_acc": self.best_acc, "best_loss": self.best_loss,
+                "best_iteration": self.best_iteration, "best": self._best}
 
     def load_state_dict(self, state):
-        self.history, self.best_acc = state["history"], state["best_acc"]
+        self.history, self.best_acc, self.best_loss = state["history"], state["best_acc"], state.get("best_loss")
         self.best_iteration, self._best = state["best_iteration"], state["best"]

@@ -395,3 +395,36 @@ def test_table2_summary_when_the_distilling_network_is_not_evaluated():
     mtt = summary["mtt-cpc50-convnet-fdmfcc"]
     assert mtt["eval"]["resnet18"]["mean"] == pytest.approx(0.6) and mtt["eval"]["resnet18"]["n"] == 2
     assert mtt["kept_start"] == 2 and "gain_over_random" not in mtt and "fraction_of_whole" not in mtt
+
+
+def test_synthetic_validation_breaks_accuracy_ties_by_validation_loss():
+    """A saturated validation (every set scores 100%) must not always keep the starting set: equal
+    accuracies go to the lower validation loss; a higher accuracy still wins over a lower loss."""
+    from callbacks.synthetic_validation import SyntheticValidation
+
+    class SetHolder:  # what the callback needs of a SyntheticSet module
+        def __init__(self):
+            self.x = torch.zeros(1)
+
+        def distilled(self):
+            return {"x": self.x}
+
+        def restore(self, state):
+            self.x = state["x"]
+
+        def log(self, *args, **kwargs):
+            pass
+
+    scores = {0: (1.0, 0.30), 1: (1.0, 0.10), 2: (1.0, 0.20), 3: (0.9, 0.01)}
+    holder = SetHolder()
+    validation = SyntheticValidation(lambda s: scores[int(s["x"])])
+    for step in range(4):
+        holder.x = torch.tensor(float(step))
+        validation.check(step, holder)
+    validation.on_fit_end(None, holder)
+    assert validation.best_iteration == 1 and validation.best_loss == 0.10 and float(holder.x) == 1.0
+    accuracy_only = SyntheticValidation(lambda s: scores[int(s["x"])][0])  # a plain accuracy keeps the first best
+    for step in range(4):
+        holder.x = torch.tensor(float(step))
+        accuracy_only.check(step, holder)
+    assert accuracy_only.best_iteration == 0

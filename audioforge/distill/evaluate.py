@@ -56,13 +56,14 @@ def train_student(network: str, x: torch.Tensor, y: torch.Tensor, val: tuple[tor
 
 def validation_score(synthetic: dict[str, torch.Tensor], network: str, val: tuple[torch.Tensor, torch.Tensor],
                      num_classes: int, cfg: EvalConfig, seed: int, network_kwargs: dict | None = None,
-                     augment: dict | None = None) -> float:
-    """Best validation accuracy of a fresh ``network`` trained on ``synthetic``: how distillation
-    chooses among its synthetic sets (``SyntheticValidation``'s score).  No test data here."""
+                     augment: dict | None = None) -> tuple[float, float | None]:
+    """Best validation accuracy of a fresh ``network`` trained on ``synthetic``, and the validation
+    loss at that epoch (the tie-breaker): how distillation chooses among its synthetic sets
+    (``SyntheticValidation``'s score).  No test data here."""
     lr = float(synthetic["lr"]) if "lr" in synthetic and cfg.use_learned_lr else None
     _, best = train_student(network, synthetic["x"], synthetic["y"], val, num_classes, cfg, seed, lr, network_kwargs,
                             augment=augment)
-    return float(best.best_score)
+    return float(best.best_score), best.best_loss
 
 
 def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:

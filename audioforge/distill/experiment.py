@@ -173,6 +173,7 @@ def distil(cfg: DistillConfig, dm: AudioDataModule, out_dir: Path, logger) -> tu
     with keep_tracking_env():
         trainer.fit(module, steps_loader(cfg.iterations_per_epoch), ckpt_path=resume)
     return module.distilled(), {"val_history": validation.history, "best_val_acc": validation.best_acc,
+                                "best_val_loss": validation.best_loss,
                                 "best_iteration": validation.best_iteration, "resumed_from": str(resume) if resume else None,
                                 "lr_clamps": getattr(module, "lr_clamps", 0)}
 

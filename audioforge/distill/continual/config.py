@@ -50,8 +50,8 @@ class ContinualConfig(RunConfig):
     memory: MemoryConfig = field(default_factory=MemoryConfig)
     # how each step's network trains: SGD, the epoch chosen on the validation clips of the classes
     # seen so far (never test), then test scored once on the classes seen so far
-    train: EvalConfig = field(default_factory=lambda: EvalConfig(runs=1, epochs=60, batch_size=64, lr=0.01,
-                                                                 val_every=10, use_learned_lr=False))
+    train: EvalConfig = field(default_factory=lambda: EvalConfig(runs=1, epochs=30, batch_size=64, lr=0.01,
+                                                                 val_every=5, use_learned_lr=False))
     # learned memories: the distillation's settings (method, cpc and network are set per memory)
     distill: DistillConfig = field(default_factory=DistillConfig)
     normalize: bool = True               # standardise with the first step's training clips (no later class's statistics)
