@@ -117,6 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
     _common_flags(nas, "nas")
     nas.add_argument("--dataset", help=f"a registered dataset (default fsdd): {names['datasets']}")
     nas.add_argument("--jobs", type=int, help="trainings run in this many parallel worker processes (0 = one per CPU core)")
+    privacy = sub.add_parser("privacy", help="membership attacks and closeness to real clips: does a distilled set "
+                                             "keep its source clips private?")
+    _common_flags(privacy, "privacy")
+    privacy.add_argument("--set", help="a distilled.pt to examine (default: distil one with the config's distill)")
+    privacy.add_argument("--jobs", type=int, help="networks trained in this many parallel worker processes (0 = one per CPU core)")
     bench = sub.add_parser("unlearn-bench", help="every unlearning method and scheme on every forget speaker, "
                                                   "over seeds, with forgetting quality from many models")
     _common_flags(bench, "unlearn-bench")
@@ -355,6 +360,22 @@ def cmd_nas(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_privacy(args: argparse.Namespace) -> int:
+    from audioforge.config import load_config
+    from audioforge.distill.privacy.config import PrivacyConfig
+
+    extra = [f"set={args.set}"] if args.set else []
+    cfg = load_config(PrivacyConfig, config_files(args, "privacy"), collect_overrides(args) + extra)
+    if print_config_or(args, cfg):
+        return 0
+    from audioforge.distill.privacy.experiment import run_privacy
+
+    out_dir, report = run_privacy(cfg, progress_bar=not args.quiet)
+    print((out_dir / "report.md").read_text().rstrip())
+    announce(out_dir, report)
+    return 0
+
+
 def cmd_unlearn_bench(args: argparse.Namespace) -> int:
     import yaml
 
@@ -414,14 +435,14 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 DEFAULT_PRESET = {"unlearn": "paper", "unlearn-bench": "benchmark", "sweep": "quick", "classify": "default", "rir": "default", "distill": "default",
-                  "distill-table": "table1", "continual": "default", "nas": "default"}
+                  "distill-table": "table1", "continual": "default", "nas": "default", "privacy": "default"}
 DISTILL_COMMANDS = ("buffer", "distill", "distill-eval")
 COMMANDS = {"unlearn": cmd_unlearn, "unlearn-bench": cmd_unlearn_bench, "classify": cmd_classify, "rir": cmd_rir, "buffer": cmd_buffer,
-            "distill": cmd_distill, "distill-eval": cmd_distill_eval, "distill-table": cmd_distill_table, "continual": cmd_continual, "nas": cmd_nas,
+            "distill": cmd_distill, "distill-eval": cmd_distill_eval, "distill-table": cmd_distill_table, "continual": cmd_continual, "nas": cmd_nas, "privacy": cmd_privacy,
             "sweep": cmd_sweep, "ui": cmd_ui}
 
 
-POOLED = ("unlearn", "unlearn-bench", "sweep", "distill-table", "rir", "continual", "nas")  # commands that open worker pools
+POOLED = ("unlearn", "unlearn-bench", "sweep", "distill-table", "rir", "continual", "nas", "privacy")  # commands that open worker pools
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -182,7 +182,7 @@ def save_distilled(path: Path, synthetic: dict[str, torch.Tensor], cfg: DistillC
                    selection: dict) -> tuple[Path, dict[str, Any]]:
     """Write ``distilled.pt``; returns its path and meta."""
     meta = {"method": cfg.method, "cpc": cfg.cpc, "network": cfg.network, "network_kwargs": cfg.network_kwargs,
-            "dataset": cfg.data.dataset, "features": dataclasses.asdict(dm.features), "class_names": dm.class_names,
+            "seed": cfg.seed, "init": cfg.init, "dataset": cfg.data.dataset, "features": dataclasses.asdict(dm.features), "class_names": dm.class_names,
             "data_key": dm.content_key, "selection": {k: v for k, v in selection.items() if k != "val_history"},
             "feature_stats": {k: v.tolist() for k, v in getattr(dm, "feature_stats", {}).items()}}
     payload = {k: v for k, v in synthetic.items() if k in ("x", "y", "lr", "indices")} | {"meta": meta}
