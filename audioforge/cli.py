@@ -34,12 +34,19 @@ def _trainer_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--num-nodes", type=int, dest="num_nodes")
 
 
+def _presets(command: str) -> list[str]:
+    from audioforge.paths import preset
+
+    return sorted(p.stem for p in preset(command, "x").parent.glob("*.yaml"))
+
+
 def _common_flags(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--config", action="append", default=[], metavar="FILE",
                         help=f"YAML config (repeatable, later files win; default configs/{command}/"
                              f"{DEFAULT_PRESET.get(command, 'paper')}.yaml)")
-    parser.add_argument("--preset", help=f"a config under configs/{command}/ by name, e.g. quick")
-    parser.add_argument("--data", help="data root holding the datasets, e.g. fsdd/recordings (default: $AUDIOFORGE_DATA or ./data)")
+    parser.add_argument("--preset", help=f"a config under configs/{command}/ by name: {', '.join(_presets(command))}")
+    parser.add_argument("--data", help="the folder holding the datasets' folders (fsdd/, ravdess/, urbansound8k/, ...), "
+                                       "e.g. ../shared/data (default: $AUDIOFORGE_DATA or ./data)")
     parser.add_argument("--output", help="report folder (default: outputs/<command>/<name>-<time>)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar, warnings and errors only")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")

@@ -165,7 +165,7 @@ class RealRIRDataModule(_RoomSplitMixin, AudioDataModule):
             message = (f"{len(missing)} of the {len(items)} files listed in {folder} are not on disk "
                        f"(first: {missing[0].path.name})")
             if not self.allow_partial:
-                raise DataError(message + "; set data.allow_partial=true to use the files present")
+                raise DataError(message + "; set data.options.allow_partial=true to use the files present")
             items = [i for i in items if i.path.is_file()]
         return items
 

@@ -108,7 +108,9 @@ class UrbanSound8KDataModule(AudioDataModule):
             message = (f"{total} of the {total + len(items)} clips that {csv_path} lists in the folds used are not on "
                        f"disk ({where})")
             if not self.allow_partial:
-                raise DataError(message + "; set data.allow_partial=true to train on the clips present")
+                raise DataError(message + "; set data.options.allow_partial=true to train on the clips present "
+                                "(and choose folds that are present with data.options.train_folds, val_folds and "
+                                "test_folds)")
             log.warning("%s; using the %d present (allow_partial)", message, len(items))
         return items
 
@@ -118,7 +120,9 @@ class UrbanSound8KDataModule(AudioDataModule):
         for name, wanted in self.folds.items():
             idx = np.flatnonzero(np.isin(folds, wanted))
             if len(idx) == 0 and (wanted or name != "val"):
-                raise DataError(f"UrbanSound8K split {name} (folds {wanted}) has no clips on disk; choose folds "
-                                f"that are present (data.train_folds / val_folds / test_folds)")
+                present = sorted(set(folds.tolist()))
+                raise DataError(f"UrbanSound8K split {name} (folds {wanted}) has no clips on disk; folds present: "
+                                f"{present}: set data.options.{name}_folds=[...] to some of them (each fold in one "
+                                f"split only)")
             splits[name] = idx
         return splits

@@ -111,3 +111,29 @@ def test_missing_fold_and_corrupt_file(tmp_path):
 def test_missing_metadata_is_named(tmp_path):
     with pytest.raises(DataError, match="UrbanSound8K metadata not found"):
         UrbanSound8KDataModule(tmp_path).setup()
+
+
+def test_error_hints_name_keys_the_cli_accepts(tmp_path, capsys):
+    """Each hint of a missing-fold error is applied as written and takes the run past that error."""
+    import re
+
+    from audioforge.cli import main
+
+    root = write_tree(tmp_path)
+    audio = root / "urbansound8k" / "UrbanSound8K" / "audio"
+    for f in (audio / "fold9").iterdir():
+        f.unlink()
+    (audio / "fold9").rmdir()
+    args = ["classify", "--dataset", "urbansound8k", "--data", str(root), "--quiet", "--output", str(tmp_path / "o"),
+            "seeds=[0]", "fit.epochs=1", "tracking.enabled=false", f"data.cache_dir={tmp_path / 'cache'}"]
+    assert main(args) == 3
+    first = capsys.readouterr().err
+    hint = re.search(r"set (data\.options\.allow_partial=true)", first)
+    assert hint, first
+    assert main([*args, hint.group(1)]) == 3
+    second = capsys.readouterr().err
+    named = re.search(r"folds present: \[([\d, ]+)\]: set (data\.options\.val_folds)=", second)
+    assert named, second
+    present = [int(f) for f in named.group(1).split(",")]
+    assert 9 not in present and 10 in present
+    assert main([*args, hint.group(1), f"{named.group(2)}=[8]", "data.options.train_folds=[1,2,3,4,5,6,7]"]) == 0
