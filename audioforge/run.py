@@ -73,9 +73,9 @@ class RunConfig:
             raise ConfigError("seeds must hold at least one seed")
         if len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"seeds must be distinct, got {self.seeds}")
-        from datamodules.registry import check_dataset
+        from datamodules.registry import check_options
 
-        check_dataset(self.data.dataset)
+        check_options(self.data.dataset, self.data.options)
 
 
 def output_folder(command: str, name: str, output_dir: str | None) -> Path:

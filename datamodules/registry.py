@@ -56,19 +56,29 @@ def check_dataset(dataset: str) -> None:
         raise ConfigError(f"data.dataset: unknown dataset {dataset!r} (known: {', '.join(DATAMODULES)})")
 
 
+def check_options(dataset: str, options: dict[str, Any]) -> None:
+    """The names in ``data.options`` are options of ``dataset`` (checked when a config loads, so
+    ``--print-config`` refuses what a run would)."""
+    check_dataset(dataset)
+    accepted = set(inspect.signature(DATAMODULES[dataset].__init__).parameters) - {"self", "root", "features", "kwargs",
+                                                                                     "worker_pool"}
+    for key in options:
+        if key == "root":
+            raise ConfigError("data.options.root: the data root is data.root (or --data), the folder that holds "
+                              f"{dataset}'s folder")
+        if key not in accepted:
+            raise ConfigError(f"data.options.{key}: not an option of {dataset} (options: {', '.join(sorted(accepted))})")
+
+
 def build_datamodule(dataset: str, root: str | Path | None, options: dict[str, Any] | None = None,
                      features: FeatureSpec | None = None, seed: int = 0, cache_dir: str | None = None,
                      batch_size: int = 16, worker_pool: Callable[[int], Any] | None = None,
                      base: dict[str, Any] | None = None) -> AudioDataModule:
     """``base``: arguments of :class:`AudioDataModule` itself (forget set, sealed splits, seed,
     features...), given by the commands rather than the user's ``data.options``."""
-    check_dataset(dataset)
+    check_options(dataset, options or {})
     cls = DATAMODULES[dataset]
     options = {**DEFAULT_OPTIONS.get(dataset, {}), **(options or {})}
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "root", "features", "kwargs", "worker_pool"}
-    for key in options:
-        if key not in accepted:
-            raise ConfigError(f"data.options.{key}: not an option of {dataset} (options: {', '.join(sorted(accepted))})")
     for key, kind in DATACLASS_OPTIONS.items():
         if key in options and not isinstance(options[key], kind):
             raise ConfigError(f"data.options.{key} must be a mapping of {kind.__name__} fields")

@@ -123,3 +123,12 @@ def test_failure_inside_a_seed_marks_its_runs_failed(mlflow_store, data_root, tm
     assert runs["original"].info.status == "FINISHED"
     assert runs["base"].info.status == "FAILED"
     assert_no_running_runs(mlflow_store)
+
+
+@pytest.mark.parametrize("command", ["classify", "distill", "continual", "nas"])
+def test_print_config_refuses_data_options_a_run_would_refuse(capsys, command):
+    assert main([command, "--print-config", "data.options.root=/somewhere"]) == 2
+    assert "data.options.root: the data root is data.root (or --data)" in capsys.readouterr().err
+    assert main([command, "--print-config", "data.options.fold=3"]) == 2
+    assert "data.options.fold: not an option of fsdd" in capsys.readouterr().err
+    assert main([command, "--print-config", "data.options.test_fraction=0.2"]) == 0
