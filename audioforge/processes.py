@@ -133,6 +133,26 @@ def _run_task(name: str, fn: Callable, args: tuple) -> Any:
         _task = None
 
 
+def _quiet_stopped_manager(executor: ProcessPoolExecutor) -> None:
+    """Python 3.11's executor manager thread, replacing a killed worker of a pool already shut
+    down (``max_tasks_per_child``), fails with ``TypeError: object of type 'NoneType' has no
+    len()`` and prints a traceback though nothing is wrong: the pool is being stopped on purpose.
+    That one error of this executor's manager thread is dropped; every other goes to the hook
+    that was there."""
+    from concurrent.futures import process
+
+    manager_class = getattr(process, "_ExecutorManagerThread", None)
+    previous = threading.excepthook
+
+    def hook(args):
+        if manager_class is not None and isinstance(args.thread, manager_class) and args.exc_type is TypeError \
+                and getattr(args.thread, "executor_reference", lambda: None)() in (executor, None):
+            return
+        previous(args)
+
+    threading.excepthook = hook
+
+
 class WorkerPool:
     """``jobs`` worker processes (inline in this process when ``jobs <= 1`` and not
     ``fresh_process``); ``fresh_process`` gives every task a new process (its own peak memory).
@@ -187,6 +207,7 @@ class WorkerPool:
     def terminate(self, grace: float = STOP_GRACE_SECONDS) -> None:
         """Stop every worker: SIGTERM (a task unwinds and ends its runs KILLED), then SIGKILL."""
         self._snapshot()
+        _quiet_stopped_manager(self._executor)
         self._executor.shutdown(wait=False, cancel_futures=True)
         alive = [p for p in self._procs.values() if p.is_alive()]
         for p in alive:

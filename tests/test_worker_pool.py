@@ -64,3 +64,4 @@ def test_a_stopped_fresh_process_pool_with_queued_tasks_lets_the_command_exit(tm
     script.write_text(STOPPED_POOL.format(repo=str(REPO)))
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=HANG)
     assert done.returncode == 0 and done.stdout.strip() == "stopped", done.stderr
+    assert "Traceback" not in done.stderr, done.stderr  # the stop is quiet
