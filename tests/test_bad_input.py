@@ -132,3 +132,17 @@ def test_print_config_refuses_data_options_a_run_would_refuse(capsys, command):
     assert main([command, "--print-config", "data.options.fold=3"]) == 2
     assert "data.options.fold: not an option of fsdd" in capsys.readouterr().err
     assert main([command, "--print-config", "data.options.test_fraction=0.2"]) == 0
+
+
+def test_every_preset_of_every_command_loads():
+    """A preset (and what it inherits through ``base``) holds only keys and data options its
+    command accepts."""
+    from audioforge.paths import preset as preset_path
+
+    checked = 0
+    for folder in sorted(preset_path("classify", "x").parent.parent.iterdir()):
+        for file in sorted(folder.glob("*.yaml")):
+            assert main([folder.name, "--preset", file.stem, "--print-config"]) == 0, f"{folder.name} --preset {file.stem}"
+            checked += 1
+    assert main(["rir", "--real", "--print-config"]) == 0
+    assert checked >= 20

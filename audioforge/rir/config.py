@@ -59,9 +59,9 @@ class HybridConfig(RunConfig):
     fusion_steps: int = 11               # weights 0, 0.1, ..., 1 of the SVM in the fused probabilities
 
     def validate(self, path: str = "") -> None:
-        super().validate(path)
-        if self.data.dataset not in ("rir_simulated", "rir_real"):
+        if self.data.dataset not in ("rir_simulated", "rir_real"):  # before the options, which are a RIR set's
             raise ConfigError(f"data.dataset must be rir_simulated or rir_real for rir, got {self.data.dataset!r} "
                               f"(audioforge classify trains on any dataset)")
+        super().validate(path)
         if self.fusion_steps < 2:
             raise ConfigError(f"fusion_steps must be >= 2, got {self.fusion_steps}")
