@@ -337,50 +337,38 @@ def cmd_distill_table(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_continual(args: argparse.Namespace) -> int:
-    from audioforge.config import load_config
-    from audioforge.distill.continual.config import ContinualConfig
+def _application(args: argparse.Namespace, config: str, runner: str, extra: list[str] = ()) -> int:
+    """A distillation application: load ``config`` (``module:Class``), print it or run ``runner``
+    (``module:function`` taking the config and ``progress_bar``), then print its report."""
+    import importlib
 
-    cfg = load_config(ContinualConfig, config_files(args, "continual"), collect_overrides(args))
+    from audioforge.config import load_config
+
+    def attribute(path: str):
+        module, name = path.split(":")
+        return getattr(importlib.import_module(module), name)
+
+    cfg = load_config(attribute(config), config_files(args, args.command), collect_overrides(args) + list(extra))
     if print_config_or(args, cfg):
         return 0
-    from audioforge.distill.continual.experiment import run_continual
-
-    out_dir, report = run_continual(cfg, progress_bar=not args.quiet)
+    out_dir, report = attribute(runner)(cfg, progress_bar=not args.quiet)
     print((out_dir / "report.md").read_text().rstrip())
     announce(out_dir, report)
     return 0
+
+
+def cmd_continual(args: argparse.Namespace) -> int:
+    return _application(args, "audioforge.distill.continual.config:ContinualConfig",
+                        "audioforge.distill.continual.experiment:run_continual")
 
 
 def cmd_nas(args: argparse.Namespace) -> int:
-    from audioforge.config import load_config
-    from audioforge.distill.nas.config import NASConfig
-
-    cfg = load_config(NASConfig, config_files(args, "nas"), collect_overrides(args))
-    if print_config_or(args, cfg):
-        return 0
-    from audioforge.distill.nas.experiment import run_nas
-
-    out_dir, report = run_nas(cfg, progress_bar=not args.quiet)
-    print((out_dir / "report.md").read_text().rstrip())
-    announce(out_dir, report)
-    return 0
+    return _application(args, "audioforge.distill.nas.config:NASConfig", "audioforge.distill.nas.experiment:run_nas")
 
 
 def cmd_privacy(args: argparse.Namespace) -> int:
-    from audioforge.config import load_config
-    from audioforge.distill.privacy.config import PrivacyConfig
-
-    extra = [f"set={args.set}"] if args.set else []
-    cfg = load_config(PrivacyConfig, config_files(args, "privacy"), collect_overrides(args) + extra)
-    if print_config_or(args, cfg):
-        return 0
-    from audioforge.distill.privacy.experiment import run_privacy
-
-    out_dir, report = run_privacy(cfg, progress_bar=not args.quiet)
-    print((out_dir / "report.md").read_text().rstrip())
-    announce(out_dir, report)
-    return 0
+    return _application(args, "audioforge.distill.privacy.config:PrivacyConfig",
+                        "audioforge.distill.privacy.experiment:run_privacy", [f"set={args.set}"] if args.set else [])
 
 
 def cmd_unlearn_bench(args: argparse.Namespace) -> int:
