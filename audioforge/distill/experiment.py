@@ -119,9 +119,15 @@ def run_buffer(cfg: DistillConfig) -> tuple[Path, dict[str, Any]]:
 
 
 # --- distillation ----------------------------------------------------------------------------
+def seed_clips(labels: torch.Tensor, cpc: int, num_classes: int, seed: int) -> torch.Tensor:
+    """Indices of the training clips a set of ``cpc`` per class starts from (with ``init: real``,
+    its starting examples are these clips)."""
+    return random_coreset(labels, cpc, num_classes, seed)
+
+
 def initial_set(cfg: DistillConfig, dm: AudioDataModule) -> tuple[torch.Tensor, torch.Tensor]:
     x, y = real_split(dm, "train")
-    idx = random_coreset(y, cfg.cpc, dm.num_classes, cfg.seed)
+    idx = seed_clips(y, cfg.cpc, dm.num_classes, cfg.seed)
     if cfg.init == "real":
         return x[idx].clone(), y[idx].clone()
     g = torch.Generator().manual_seed(cfg.seed)
@@ -189,6 +195,11 @@ def save_distilled(path: Path, synthetic: dict[str, torch.Tensor], cfg: DistillC
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(payload, path)
     return path, meta
+
+
+def set_tensors(payload: dict[str, Any]) -> dict[str, Any]:
+    """What training on a distilled set reads of it: ``x``, ``y`` and, when learned, ``lr``."""
+    return {k: payload[k] for k in ("x", "y", "lr") if k in payload}
 
 
 def load_distilled(path: str | Path) -> dict[str, Any]:
@@ -315,7 +326,7 @@ def run_distill_eval(cfg: DistillConfig, sets: list[str]) -> tuple[Path, dict[st
     rows = []
     with Run("distill-eval", "distill-eval", cfg.output_dir, cfg.tracking, config=to_dict(cfg)) as run:
         for s, p in zip(sets, payloads):
-            synthetic = {k: p[k] for k in ("x", "y", "lr") if k in p}
+            synthetic = set_tensors(p)
             res = evaluate_archs(cfg, dm, synthetic)
             rows.append({"set": s, "method": p["meta"]["method"], "cpc": p["meta"]["cpc"],
                          "distilled_with": p["meta"]["network"], "eval": res})

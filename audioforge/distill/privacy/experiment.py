@@ -55,29 +55,27 @@ def _datamodule(cfg: PrivacyConfig):
 
 def given_set(cfg: PrivacyConfig, dm) -> dict[str, Any]:
     """``cfg.set``, checked against this config's data before anything is recorded."""
-    from audioforge.distill.experiment import load_distilled
+    from audioforge.distill.experiment import load_distilled, set_tensors
 
     payload = load_distilled(cfg.set)
     meta = payload["meta"]
     if meta["data_key"] != dm.content_key or not meta.get("feature_stats"):
         raise DataError(f"{cfg.set} was distilled from other data or features than this config's, or without "
                         "standardisation: examine it with the data and features it was distilled with")
-    synthetic = {k: payload[k] for k in ("x", "y", "lr") if k in payload}
-    return _with_seeds(synthetic, dm, meta["cpc"], meta.get("seed"), meta.get("init"))
+    return _with_seeds(set_tensors(payload), dm, meta["cpc"], meta.get("seed"), meta.get("init"))
 
 
 def distilled_here(cfg: PrivacyConfig, dm, out: Path) -> dict[str, Any]:
     """The set distilled with ``cfg.distill`` into ``out/set`` (reused when there)."""
-    from audioforge.distill.experiment import distil, load_distilled, save_distilled
+    from audioforge.distill.experiment import distil, load_distilled, save_distilled, set_tensors
 
     saved = out / "set" / "distilled.pt"
     if saved.is_file():
-        payload = load_distilled(saved)
-        synthetic = {k: payload[k] for k in ("x", "y", "lr") if k in payload}
+        synthetic = set_tensors(load_distilled(saved))
     else:
         dcfg = dataclasses.replace(set_config(cfg), output_dir=str(out / "set"), reconstruct=False)
         synthetic, selection = distil(dcfg, dm, out / "set", False)
-        synthetic = {k: v.detach().clone() for k, v in synthetic.items() if k in ("x", "y", "lr")}
+        synthetic = {k: v.detach().clone() for k, v in set_tensors(synthetic).items()}
         save_distilled(saved, synthetic, dcfg, dm, selection)
     return _with_seeds(synthetic, dm, cfg.distill.cpc, cfg.seeds[0], cfg.distill.init)
 
@@ -85,10 +83,10 @@ def distilled_here(cfg: PrivacyConfig, dm, out: Path) -> dict[str, Any]:
 def _with_seeds(synthetic: dict[str, Any], dm, cpc: int, seed: int | None, init: str | None) -> dict[str, Any]:
     """The set with its seed clips' indices (the real clips a real-initialised distillation starts
     from; None when unknown: a noise-initialised set, or a file without its seed)."""
-    from audioforge.distill.coresets import random_coreset
+    from audioforge.distill.experiment import seed_clips
 
     labels = dm.tensors(dm.train_split)[1]
-    seeds = random_coreset(labels, cpc, dm.num_classes, seed) if init == "real" and seed is not None else None
+    seeds = seed_clips(labels, cpc, dm.num_classes, seed) if init == "real" and seed is not None else None
     return {**synthetic, "seeds": seeds, "cpc": cpc}
 
 
@@ -199,9 +197,9 @@ def run_privacy(cfg: PrivacyConfig, progress_bar: bool = True) -> tuple[Path, di
 
 
 def _random(cfg: PrivacyConfig, dm, cpc: int) -> torch.Tensor:
-    from audioforge.distill.coresets import random_coreset
+    from audioforge.distill.experiment import seed_clips
 
-    return random_coreset(dm.tensors(dm.train_split)[1], cpc, dm.num_classes, cfg.seeds[0])
+    return seed_clips(dm.tensors(dm.train_split)[1], cpc, dm.num_classes, cfg.seeds[0])
 
 
 def summarize(cfg: PrivacyConfig, synthetic: dict, results: list[dict], close: dict, dm) -> dict[str, Any]:
