@@ -76,6 +76,17 @@ class RunConfig:
         from datamodules.registry import check_options
 
         check_options(self.data.dataset, self.data.options)
+        if self.name and "{" in self.name:
+            fields = self.name_fields()
+            try:
+                self.name = self.name.format_map(fields)
+            except (KeyError, ValueError, IndexError) as exc:
+                raise ConfigError(f"name {self.name!r}: cannot fill it in ({exc}); it may name "
+                                  f"{', '.join('{' + k + '}' for k in fields)}") from None
+
+    def name_fields(self) -> dict[str, str]:
+        """What a run's ``name`` may name in braces (``{dataset}-unlearning``); commands add theirs."""
+        return {"dataset": self.data.dataset}
 
 
 def output_folder(command: str, name: str, output_dir: str | None) -> Path:
@@ -108,7 +119,9 @@ class Run:
                  parent_id: str | None = None, resume_id: str | None = None):
         self.command, self.name = command, name
         self.out_dir = output_folder(command, name, output_dir)
-        self.tags = {"audioforge.command": command, **(tags or {})}
+        dataset = ((config or {}).get("data") or {}).get("dataset")
+        # every run says which dataset it saw, so the MLflow UI can filter and compare by it
+        self.tags = {"audioforge.command": command, **({"dataset": str(dataset)} if dataset else {}), **(tags or {})}
         self.config, self.parent_id, self.resume_id = config, parent_id, resume_id
         self.tracker = Tracker.open(tracking) if tracking.enabled else None
         self.id: str | None = None

@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 from audioforge.errors import ConfigError, DataError
-from datamodules.audio_io import load_audio
-from datamodules.cache import FeatureCache, cache_key, file_fingerprint, tensor_digest
-from datamodules.features import FeatureSpec, extract, feature_shape
+from datamodules.cache import FeatureCache, cache_key, file_fingerprint, relative_name, tensor_digest
+from datamodules.extraction import extract_files
+from datamodules.features import FeatureSpec, feature_shape
 from datamodules.forget import ForgetSet, carve
 from datamodules.loader import TensorBatchLoader
 
@@ -232,19 +232,21 @@ class AudioDataModule(pl.LightningDataModule):
         items = self.discover(folder)
         if not items:
             raise DataError(f"no audio clips found in {folder}")
+        # files are named relative to the dataset's folder (a manifest's: the CSV's), so a moved copy keeps its cache
+        folder = folder if folder.is_dir() else folder.parent
         key = cache_key(dataset=self.name, files=file_fingerprint([i.path for i in items], folder),
                         features=self.features.cache_fields())
         payload = self.cache.load(self.name, key)
         self.last_load_cached = payload is not None
         if payload is None:
-            waves = [load_audio(item.path, self.features.sample_rate) for item in items]
-            payload = {"x": extract(waves, self.features)}
+            payload = {"x": extract_files([i.path for i in items], self.features, self.worker_pool,
+                                          desc=f"{self.name} features")}
             self.cache.save(self.name, key, payload)
             log.info("%s: extracted %s features for %d clips into %s", self.name, self.features.kind,
                      len(items), self.cache.path(self.name, key))
         # labels come from discovery every time: how files map to classes is not the cache's business
         self.items, self.x, self.y = items, payload["x"], torch.tensor([i.label for i in items])
-        self.content_key = cache_key(dataset=self.name, files=[i.path.relative_to(folder).as_posix() for i in items],
+        self.content_key = cache_key(dataset=self.name, files=[relative_name(i.path, folder) for i in items],
                                      labels=self.y.tolist(), features=self.features.cache_fields(),
                                      x=tensor_digest(self.x))
         self.last_load_seconds = time.perf_counter() - start

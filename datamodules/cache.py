@@ -24,8 +24,17 @@ def file_fingerprint(paths: list[Path], root: Path) -> list[tuple[str, int, int]
     out = []
     for p in paths:
         st = p.stat()
-        out.append((p.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns))
+        out.append((relative_name(p, root), st.st_size, st.st_mtime_ns))
     return out
+
+
+def relative_name(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` (POSIX), or absolute when it lies elsewhere (a manifest may
+    point anywhere)."""
+    try:
+        return Path(path).relative_to(root).as_posix()
+    except ValueError:
+        return Path(path).resolve().as_posix()
 
 
 def tensor_digest(x: torch.Tensor) -> str:

@@ -17,7 +17,9 @@ from typing import Any, Callable
 from audioforge.errors import ConfigError
 from datamodules.base import AudioDataModule
 from datamodules.features import FeatureSpec
+from datamodules.folder import FolderDataModule
 from datamodules.fsdd import FSDDDataModule
+from datamodules.manifest import ManifestDataModule
 from datamodules.ravdess import DEFAULT_FEATURES as RAVDESS_FEATURES
 from datamodules.ravdess import RAVDESSDataModule
 from datamodules.rir import DEFAULT_FEATURES as RIR_FEATURES
@@ -25,17 +27,20 @@ from datamodules.rir import RealRIRDataModule, SimulatedRIRDataModule
 from datamodules.rir_simulation import SimulationConfig
 from datamodules.urbansound8k import DEFAULT_FEATURES as US8K_FEATURES
 from datamodules.urbansound8k import UrbanSound8KDataModule
+from datamodules.user import DEFAULT_FEATURES as USER_FEATURES
 
 DATAMODULES: dict[str, type[AudioDataModule]] = {
     "fsdd": FSDDDataModule, "urbansound8k": UrbanSound8KDataModule, "ravdess": RAVDESSDataModule,
     "rir_simulated": SimulatedRIRDataModule, "rir_real": RealRIRDataModule,
+    "folder": FolderDataModule, "manifest": ManifestDataModule,
 }
 # generic use (classification, distillation) sees every FSDD speaker; unlearning builds its own FSDD module
 DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {"fsdd": {"forget_speakers": []}}
 # options given as mappings in YAML and passed to the datamodule as these dataclasses
 DATACLASS_OPTIONS: dict[str, type] = {"simulation": SimulationConfig}
 DEFAULTS: dict[str, FeatureSpec] = {"fsdd": FeatureSpec(), "urbansound8k": US8K_FEATURES, "ravdess": RAVDESS_FEATURES,
-                                    "rir_simulated": RIR_FEATURES, "rir_real": RIR_FEATURES}
+                                    "rir_simulated": RIR_FEATURES, "rir_real": RIR_FEATURES,
+                                    "folder": USER_FEATURES, "manifest": USER_FEATURES}
 
 
 def default_features(dataset: str, overrides: dict[str, Any] | None = None) -> FeatureSpec:
@@ -60,8 +65,10 @@ def check_options(dataset: str, options: dict[str, Any]) -> None:
     """The names in ``data.options`` are options of ``dataset`` (checked when a config loads, so
     ``--print-config`` refuses what a run would)."""
     check_dataset(dataset)
-    accepted = set(inspect.signature(DATAMODULES[dataset].__init__).parameters) - {"self", "root", "features", "kwargs",
-                                                                                     "worker_pool"}
+    own = [c for c in DATAMODULES[dataset].__mro__  # the dataset's classes below the shared base
+           if issubclass(c, AudioDataModule) and c is not AudioDataModule and "__init__" in vars(c)]
+    accepted = set().union(*(inspect.signature(c.__init__).parameters for c in own)) - {
+        "self", "root", "features", "kwargs", "worker_pool"}
     for key in options:
         if key == "root":
             raise ConfigError("data.options.root: the data root is data.root (or --data), the folder that holds "

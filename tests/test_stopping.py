@@ -33,7 +33,7 @@ def test_sigterm_stops_unlearn_and_its_workers_and_a_rerun_starts_cleanly(synthe
     assert "Traceback" not in cmd.stderr()
     assert wait_gone(workers) == set()
     statuses = {r.info.run_name: r.info.status for r in runs(mlflow_store, "stop-unlearn")}
-    assert statuses["fsdd-speaker-unlearning-quick"] == "KILLED"
+    assert statuses["fsdd-unlearning-quick"] == "KILLED"
     assert statuses["original"] == statuses["gold"] == "KILLED"  # ended by the workers themselves
     assert "RUNNING" not in statuses.values()
     # the same command, with a budget that ends, starts cleanly in the same folder and store

@@ -37,8 +37,11 @@ class TrainConfig(FitConfig):
 
 @dataclass
 class ClassifyConfig(RunConfig):
-    name: str | None = "classify"
+    name: str | None = "{dataset}-{arch}"
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     tracking: TrackingConfig = field(default_factory=lambda: TrackingConfig(experiment="audioforge-classify"))
     model: NetworkConfig = field(default_factory=NetworkConfig)
     fit: TrainConfig = field(default_factory=TrainConfig)
+
+    def name_fields(self) -> dict[str, str]:
+        return {**super().name_fields(), "arch": self.model.network}

@@ -75,7 +75,7 @@ class UnlearningConfig:
 
 @dataclass
 class UnlearnConfig(RunConfig):
-    name: str | None = "fsdd-speaker-unlearning"
+    name: str | None = "{dataset}-unlearning"
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     data: DataConfig = field(default_factory=DataConfig)
     features: FeatureSpec = field(default_factory=FeatureSpec)

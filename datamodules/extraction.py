@@ -1,0 +1,82 @@
+"""Features of many audio files, streamed: decoded and extracted a chunk at a time into one
+preallocated tensor, so peak memory is the features plus one chunk of waveforms, whatever the
+number of clips.  Large sets decode in parallel worker processes (decoding and resampling, not
+the batched transform, is what costs); a progress bar with the time left shows on stderr while
+INFO logging is on (``--quiet`` turns it off)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from datamodules.audio_io import fit_length, load_audio
+from datamodules.features import FeatureSpec, extract, feature_shape
+
+log = logging.getLogger(__name__)
+
+CHUNK = 256            # clips decoded and transformed together
+PARALLEL_FROM = 2048   # fewer clips than this decode in this process (a pool costs more than it saves)
+BAR_FROM = 500         # fewer clips than this show no bar (they take well under a second)
+
+
+def extract_chunk(paths: Sequence[str], spec: FeatureSpec) -> torch.Tensor:
+    """Features of ``paths`` (each decoded, mixed to mono, resampled, cut or padded)."""
+    waves = [fit_length(load_audio(p, spec.sample_rate), spec.num_samples) for p in paths]
+    return extract(waves, spec, chunk=len(waves) or 1)
+
+
+def _extract_chunk_task(args: tuple[list[str], FeatureSpec]) -> torch.Tensor:
+    """In a pool worker: one thread each, the workers together fill the cores."""
+    torch.set_num_threads(1)
+    return extract_chunk(*args)
+
+
+def extract_files(paths: Sequence[Path], spec: FeatureSpec, worker_pool: Callable[[int], Any] | None = None,
+                  jobs: int | None = None, desc: str = "features") -> torch.Tensor:
+    """``(N, C, F, T)`` features of ``paths`` in order.  ``worker_pool(jobs)``: a context manager
+    with ``submit`` / ``next`` (audioforge's WorkerPool); None decodes here.  A file that cannot
+    be decoded raises :class:`~audioforge.errors.DataError` naming it."""
+    n = len(paths)
+    out = torch.empty((n, *feature_shape(spec)), dtype=torch.float32)
+    chunks = [(start, [str(p) for p in paths[start:start + CHUNK]]) for start in range(0, n, CHUNK)]
+    jobs = jobs or min(os.cpu_count() or 1, len(chunks))
+    with _bar(n, desc) as bar:
+        if worker_pool is None or jobs <= 1 or n < PARALLEL_FROM:
+            for start, chunk in chunks:
+                out[start:start + len(chunk)] = extract_chunk(chunk, spec)
+                bar.update(len(chunk))
+            return out
+        with worker_pool(jobs) as pool:
+            # at most 2 chunks per worker in flight: results are small, waveforms stay in workers
+            waiting = iter(chunks)
+            for start, chunk in _take(waiting, 2 * jobs):
+                pool.submit(start, _extract_chunk_task, (chunk, spec))
+            while pool.pending:
+                start, x = pool.next()
+                out[start:start + len(x)] = x
+                bar.update(len(x))
+                for nxt, chunk in _take(waiting, 1):
+                    pool.submit(nxt, _extract_chunk_task, (chunk, spec))
+    return out
+
+
+def _take(iterator, k: int) -> list:
+    out = []
+    for item in iterator:
+        out.append(item)
+        if len(out) == k:
+            break
+    return out
+
+
+def _bar(total: int, desc: str):
+    from tqdm import tqdm
+
+    shown = total >= BAR_FROM and logging.getLogger("datamodules").isEnabledFor(logging.INFO)
+    return tqdm(total=total, unit="clip", desc=desc, disable=not shown, file=sys.stderr, leave=False,
+                dynamic_ncols=True)

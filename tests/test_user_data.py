@@ -1,0 +1,226 @@
+"""Your own data: the folder-per-class and CSV-manifest datamodules (every audio format, nesting,
+groups from a column or a file-name pattern, group-aware splits, clear errors), and the commands
+on them: classify, and unlearn forgetting a group of real FSDD clips laid out one folder per digit."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from audioforge.cli import main
+from audioforge.errors import ConfigError, DataError
+from datamodules import build_datamodule
+from datamodules.splits import group_split
+from tests.synthetic import SPEAKERS, fsdd_clip
+
+# (sample rate, channels, format, subtype): every sample format the decoder must take
+FORMATS = [(8000, 1, "WAV", "PCM_16"), (16000, 2, "WAV", "PCM_24"), (44100, 1, "WAV", "PCM_32"),
+           (22050, 2, "WAV", "FLOAT"), (8000, 1, "WAV", "DOUBLE"), (11025, 1, "WAV", "PCM_U8"),
+           (16000, 1, "FLAC", "PCM_16"), (8000, 1, "OGG", "VORBIS")]
+SUFFIX = {"WAV": ".wav", "FLAC": ".flac", "OGG": ".ogg"}
+
+
+def write_clip(path: Path, digit: int, speaker: int, take: int, fmt=FORMATS[0]) -> Path:
+    import librosa
+
+    sr, channels, container, subtype = fmt
+    wave = fsdd_clip(digit, speaker, take)
+    if sr != 8000:
+        wave = librosa.resample(wave, orig_sr=8000, target_sr=sr)
+    data = np.stack([wave, wave], axis=1) if channels == 2 else wave
+    path = path.with_suffix(SUFFIX[container])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, data, sr, format=container, subtype=subtype)
+    return path
+
+
+def digit_tree(root: Path, speakers=SPEAKERS[:4], takes: int = 3, formats=False) -> Path:
+    """``root/<digit name>/<speaker>/<speaker>_<take>.<ext>``: nested class folders; with
+    ``formats`` the clips cycle through :data:`FORMATS`."""
+    names = ["zero", "one", "two", "three"]
+    k = 0
+    for d, name in enumerate(names):
+        for s, speaker in enumerate(speakers):
+            for take in range(takes):
+                fmt = FORMATS[k % len(FORMATS)] if formats else FORMATS[0]
+                write_clip(root / name / speaker / f"{speaker}_{take}", d, s, take, fmt)
+                k += 1
+    (root / "zero" / "README.txt").write_text("notes beside the clips are skipped\n")
+    return root
+
+
+def folder_module(root: Path, **options):
+    return build_datamodule("folder", root, options, cache_dir=str(root.parent / "cache"))
+
+
+def test_folder_reads_every_format_and_nesting(tmp_path):
+    tree = digit_tree(tmp_path / "digits", formats=True)
+    dm = folder_module(tree, group_pattern=r"^([a-z]+)_")
+    dm.setup()
+    assert dm.class_names == ["one", "three", "two", "zero"]
+    assert len(dm.items) == 4 * 4 * 3 and dm.x.shape[1:] == (1, 20, 20)
+    assert {sf.info(i.path).subtype for i in dm.items} == {f[3] for f in FORMATS}
+    assert {i.group for i in dm.items} == set(SPEAKERS[:4])
+    # a clip decodes to nearly the same features whatever its format (the lossy one included)
+    plain = folder_module(digit_tree(tmp_path / "plain"), group_pattern=r"^([a-z]+)_")
+    plain.setup()
+    order = {(i.path.parent.parent.name, i.path.stem): n for n, i in enumerate(plain.items)}
+    for n, item in enumerate(dm.items):
+        reference = plain.x[order[(item.path.parent.parent.name, item.path.stem)]]
+        assert torch.corrcoef(torch.stack([dm.x[n].flatten(), reference.flatten()]))[0, 1] > 0.9, item.path
+
+
+def test_group_splits_never_share_a_group():
+    rng = np.random.default_rng(0)
+    for seed in range(40):
+        n_groups = int(rng.integers(3, 12))
+        groups = [f"g{int(g)}" for g in rng.integers(0, n_groups, 200)]
+        if len(set(groups)) < 3:
+            continue
+        labels = rng.integers(0, 4, 200)
+        kept = sorted(set(groups))[:1]
+        splits = group_split(labels, groups, 0.15, 0.2, seed, "t", keep_in_train=kept)
+        seen = [{groups[i] for i in idx} for idx in splits.values()]
+        assert all(not (a & b) for k, a in enumerate(seen) for b in seen[k + 1:]), (seed, seen)
+        assert sum(len(v) for v in splits.values()) == 200 and all(len(v) for v in splits.values())
+        assert set(kept) <= seen[0]  # train
+    # no groups (every clip its own): stratified by class
+    labels = np.repeat(np.arange(4), 25)
+    splits = group_split(labels, [str(i) for i in range(100)], 0.2, 0.2, 0, "t")
+    assert [np.bincount(labels[v], minlength=4).tolist() for v in splits.values()] == [[15] * 4, [5] * 4, [5] * 4]
+
+
+def test_named_groups_and_split_seed(tmp_path):
+    tree = digit_tree(tmp_path / "digits")
+    dm = folder_module(tree, group_pattern=r"^(?P<group>[a-z]+)_\d", val_groups=["george"], test_groups=["lucas"])
+    dm.setup()
+    assert set(dm.groups("val")) == {"george"} and set(dm.groups("test")) == {"lucas"}
+    assert set(dm.groups("train")) == {"jackson", "nicolas"}
+    # the run's seed varies training, not the split: one split for every seed of a run
+    a = build_datamodule("folder", tree, {"group_pattern": "^([a-z]+)_"}, seed=0, cache_dir=str(tmp_path / "c"))
+    b = build_datamodule("folder", tree, {"group_pattern": "^([a-z]+)_"}, seed=5, cache_dir=str(tmp_path / "c"))
+    a.setup(), b.setup()
+    assert all(torch.equal(a.splits[k], b.splits[k]) for k in ("train", "val", "test"))
+
+
+def test_manifest_columns_paths_and_split(tmp_path):
+    tree = digit_tree(tmp_path / "digits")
+    elsewhere = write_clip(tmp_path / "elsewhere" / "george_9", 3, 0, 9)
+    rows = [("digits/" + p.relative_to(tree).as_posix(), p.parent.parent.name, p.stem.split("_")[0])
+            for p in sorted(tree.rglob("*.wav"))] + [(str(elsewhere), "three", "george")]
+    split_of = {"george": "train", "jackson": "train", "lucas": "validation", "nicolas": "test"}
+    with open(tmp_path / "clips.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["file", "word", "speaker", "split"])
+        writer.writerows([(p, label, g, split_of[g]) for p, label, g in rows])
+    dm = build_datamodule("manifest", tmp_path, {"path": "clips.csv", "path_column": "file", "label_column": "word",
+                                                 "group_column": "speaker"}, cache_dir=str(tmp_path / "c"))
+    dm.setup()
+    assert len(dm.items) == 49 and dm.items[-1].path == elsewhere
+    assert set(dm.groups("val")) == {"lucas"} and set(dm.groups("test")) == {"nicolas"}
+    assert dm.class_names == ["one", "three", "two", "zero"]
+    # a group in two splits of the split column is refused, naming it
+    rows[0] = (rows[0][0], rows[0][1], "nicolas")
+    with open(tmp_path / "bad.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["path", "label", "group", "split"])
+        writer.writerows([(p, label, g, split_of[g] if k else "train") for k, (p, label, g) in enumerate(rows)])
+    with pytest.raises(DataError, match="group 'nicolas' has clips in split train and in split test"):
+        build_datamodule("manifest", tmp_path, {"path": "bad.csv"}, cache_dir=str(tmp_path / "c")).setup()
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("empty class", r"class folder .*four holds no audio files"),
+    ("corrupt file", r"cannot decode audio file .*broken\.wav"),
+    ("pattern matches nothing", r"group_pattern '\^X\(\\d\)' does not match the file name of .*\.wav"),
+    ("loose clip", r"1 audio file\(s\) outside any class folder: loose\.wav"),
+    ("missing label column", r"clips\.csv: no label column 'label' \(header: path, speaker\)"),
+    ("unknown split", r"clips\.csv, line 2: unknown split 'dev'"),
+    ("missing file", r"clips\.csv, line 2: audio file not found: .*nothing\.wav"),
+])
+def test_bad_user_data_is_named(tmp_path, case, expected):
+    tree = digit_tree(tmp_path / "digits", speakers=SPEAKERS[:3], takes=1)
+    dataset, options = "folder", {"path": str(tree)}
+    if case == "empty class":
+        (tree / "four" / "george").mkdir(parents=True)
+    elif case == "corrupt file":
+        (tree / "one" / "george" / "broken.wav").write_bytes(b"RIFF\x00\x00not audio at all")
+    elif case == "pattern matches nothing":
+        options["group_pattern"] = r"^X(\d)"
+    elif case == "loose clip":
+        shutil.copy(next(tree.rglob("*.wav")), tree / "loose.wav")
+    else:
+        dataset, options = "manifest", {"path": str(tmp_path / "clips.csv")}
+        header, row = {"missing label column": (["path", "speaker"], ["digits/one/george/george_0.wav", "george"]),
+                       "unknown split": (["path", "label", "split"], ["digits/one/george/george_0.wav", "one", "dev"]),
+                       "missing file": (["path", "label"], ["digits/one/nothing.wav", "one"])}[case]
+        with open(tmp_path / "clips.csv", "w", newline="") as fh:
+            csv.writer(fh).writerows([header, row])
+    with pytest.raises(DataError, match=expected):
+        build_datamodule(dataset, tmp_path, options, cache_dir=str(tmp_path / "c")).setup()
+
+
+def test_bad_options_are_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="data.options.group_pattern: not a regular expression"):
+        build_datamodule("folder", tmp_path, {"group_pattern": "(["})
+    with pytest.raises(ConfigError, match="data.options.val_groups and test_groups go together"):
+        build_datamodule("folder", tmp_path, {"test_groups": ["a"]})
+    with pytest.raises(ConfigError, match="data.options.label: not an option of manifest"):
+        build_datamodule("manifest", tmp_path, {"label": "x"})
+    with pytest.raises(DataError, match="folder dataset not found"):
+        build_datamodule("folder", tmp_path, {"path": "absent"}).setup()
+
+
+def test_classify_on_a_folder_names_its_run(tmp_path, mlflow_store):
+    tree = digit_tree(tmp_path / "digits")
+    out = tmp_path / "out"
+    assert main(["classify", "--dataset", "folder", "--arch", "convnet", "--data", str(tree), "--quiet", "--output",
+                 str(out), "seeds=[0]", "fit.epochs=2", "data.options.group_pattern=^([a-z]+)_",
+                 f"tracking.store={mlflow_store}", "tracking.experiment=user-data"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    from audioforge.tracking import Tracker, TrackingConfig
+
+    tracker = Tracker.open(TrackingConfig(store=str(mlflow_store), experiment="user-data"))
+    run = tracker.client.get_run(report["mlflow"]["run_id"])
+    assert run.info.run_name == "folder-convnet" and run.data.tags["dataset"] == "folder"
+
+
+@pytest.fixture
+def fsdd_digit_folders(data_root, tmp_path) -> Path:
+    """Real FSDD clips laid out one folder per digit, one subfolder per speaker (4 x 10 x 6)."""
+    target = tmp_path / "digits"
+    for speaker in ("george", "jackson", "lucas", "theo"):
+        for digit in range(10):
+            (target / str(digit) / speaker).mkdir(parents=True)
+            for take in range(6):
+                name = f"{digit}_{speaker}_{take}.wav"
+                shutil.copy(data_root / "fsdd" / "recordings" / name, target / str(digit) / speaker / name)
+    return target
+
+
+def test_unlearn_forgets_a_group_of_a_folder_dataset(fsdd_digit_folders, tmp_path, mlflow_store):
+    from tests.test_synthetic_data import UNLEARN_TINY
+
+    out = tmp_path / "unlearn"
+    assert main(["unlearn", *UNLEARN_TINY, "--dataset", "folder", "--data", str(fsdd_digit_folders), "--output",
+                 str(out), r"data.options.group_pattern=^\d_([a-z]+)_",
+                 "data.forget={kind: group, values: [jackson]}", f"tracking.store={mlflow_store}",
+                 "tracking.experiment=user-data"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["experiment"] == "folder-unlearning-quick"
+    assert report["forget"] == {"dataset": "folder", "set": "group jackson"}
+    # every speaker has 60 clips: jackson is the forget set, the three others one split each (whole groups)
+    assert report["split_sizes"] == {"test": 60, "excluded": 60, "val": 60, "retain_train": 60, "full_train": 120}
+    assert set(report["forgetting"]) >= {"original", "gold", "base"}
+    from audioforge.tracking import Tracker, TrackingConfig
+
+    tracker = Tracker.open(TrackingConfig(store=str(mlflow_store), experiment="user-data"))
+    run = tracker.client.get_run(report["mlflow"]["run_id"])
+    assert run.info.status == "FINISHED" and run.data.tags["dataset"] == "folder"
