@@ -1,7 +1,7 @@
 """Features of many audio files, streamed: decoded and extracted a chunk at a time into one
 preallocated tensor, so peak memory is the features plus one chunk of waveforms, whatever the
-number of clips.  Large sets decode in parallel worker processes (decoding and resampling, not
-the batched transform, is what costs); a progress bar with the time left shows on stderr while
+number of clips.  Sets that would take more than a few seconds decode in parallel worker
+processes (decoding and resampling, not the batched transform, is what costs); a progress bar with the time left shows on stderr while
 INFO logging is on (``--quiet`` turns it off)."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -20,7 +21,7 @@ from datamodules.features import FeatureSpec, extract, feature_shape
 log = logging.getLogger(__name__)
 
 CHUNK = 256            # clips decoded and transformed together
-PARALLEL_FROM = 2048   # fewer clips than this decode in this process (a pool costs more than it saves)
+POOL_PAYS_AFTER = 10.0  # seconds of decoding left in this process that make a worker pool worth starting
 BAR_FROM = 500         # fewer clips than this show no bar (they take well under a second)
 
 
@@ -46,14 +47,21 @@ def extract_files(paths: Sequence[Path], spec: FeatureSpec, worker_pool: Callabl
     chunks = [(start, [str(p) for p in paths[start:start + CHUNK]]) for start in range(0, n, CHUNK)]
     jobs = jobs or min(os.cpu_count() or 1, len(chunks))
     with _bar(n, desc) as bar:
-        if worker_pool is None or jobs <= 1 or n < PARALLEL_FROM:
-            for start, chunk in chunks:
-                out[start:start + len(chunk)] = extract_chunk(chunk, spec)
-                bar.update(len(chunk))
+        waiting = iter(chunks)
+        t0 = time.perf_counter()
+        for start, chunk in waiting:
+            out[start:start + len(chunk)] = extract_chunk(chunk, spec)
+            bar.update(len(chunk))
+            done = start + len(chunk)
+            left = (time.perf_counter() - t0) / done * (n - done)
+            # the first chunk says what this set costs per clip: a pool (whose start costs seconds)
+            # takes over only when what is left would take longer than POOL_PAYS_AFTER here
+            if worker_pool is not None and jobs > 1 and left > POOL_PAYS_AFTER:
+                break
+        else:
             return out
         with worker_pool(jobs) as pool:
             # at most 2 chunks per worker in flight: results are small, waveforms stay in workers
-            waiting = iter(chunks)
             for start, chunk in _take(waiting, 2 * jobs):
                 pool.submit(start, _extract_chunk_task, (chunk, spec))
             while pool.pending:
