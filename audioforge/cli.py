@@ -251,7 +251,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         return 0
     from audioforge.classify.experiment import run_classify
 
-    out_dir, report = run_classify(cfg)
+    out_dir, report = run_classify(cfg, progress=not args.quiet)
     if report:
         acc, sd = report["summary"]["acc"]
         print(f"test accuracy {acc:.4f} ± {sd:.4f} over {len(cfg.seeds)} seed(s)")

@@ -121,7 +121,7 @@ class Run:
         self.out_dir = output_folder(command, name, output_dir)
         dataset = ((config or {}).get("data") or {}).get("dataset")
         # every run says which dataset it saw, so the MLflow UI can filter and compare by it
-        self.tags = {"audioforge.command": command, **({"dataset": str(dataset)} if dataset else {}), **(tags or {})}
+        self.tags = {"audioforge.command": command, **({"audioforge.dataset": str(dataset)} if dataset else {}), **(tags or {})}
         self.config, self.parent_id, self.resume_id = config, parent_id, resume_id
         self.tracker = Tracker.open(tracking) if tracking.enabled else None
         self.id: str | None = None

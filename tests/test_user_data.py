@@ -178,18 +178,21 @@ def test_bad_options_are_config_errors(tmp_path):
         build_datamodule("folder", tmp_path, {"path": "absent"}).setup()
 
 
-def test_classify_on_a_folder_names_its_run(tmp_path, mlflow_store):
+def test_classify_on_a_folder_names_its_run_and_shows_progress(tmp_path, mlflow_store, capfd):
     tree = digit_tree(tmp_path / "digits")
     out = tmp_path / "out"
-    assert main(["classify", "--dataset", "folder", "--arch", "convnet", "--data", str(tree), "--quiet", "--output",
-                 str(out), "seeds=[0]", "fit.epochs=2", "data.options.group_pattern=^([a-z]+)_",
-                 f"tracking.store={mlflow_store}", "tracking.experiment=user-data"]) == 0
+    args = ["classify", "--dataset", "folder", "--arch", "convnet", "--data", str(tree), "seeds=[0]",
+            "data.options.group_pattern=^([a-z]+)_", f"tracking.store={mlflow_store}", "tracking.experiment=user-data"]
+    assert main([*args, "--output", str(out), "fit.epochs=2"]) == 0
+    assert "folder-convnet: 100%" in capfd.readouterr().err  # the epoch bar, with its time left
+    assert main([*args, "--output", str(tmp_path / "quiet"), "--quiet", "fit.epochs=1"]) == 0
+    assert "folder-convnet" not in capfd.readouterr().err
     report = json.loads((out / "report.json").read_text())
     from audioforge.tracking import Tracker, TrackingConfig
 
     tracker = Tracker.open(TrackingConfig(store=str(mlflow_store), experiment="user-data"))
     run = tracker.client.get_run(report["mlflow"]["run_id"])
-    assert run.info.run_name == "folder-convnet" and run.data.tags["dataset"] == "folder"
+    assert run.info.run_name == "folder-convnet" and run.data.tags["audioforge.dataset"] == "folder"
 
 
 @pytest.fixture
@@ -223,7 +226,7 @@ def test_unlearn_forgets_a_group_of_a_folder_dataset(fsdd_digit_folders, tmp_pat
 
     tracker = Tracker.open(TrackingConfig(store=str(mlflow_store), experiment="user-data"))
     run = tracker.client.get_run(report["mlflow"]["run_id"])
-    assert run.info.status == "FINISHED" and run.data.tags["dataset"] == "folder"
+    assert run.info.status == "FINISHED" and run.data.tags["audioforge.dataset"] == "folder"
 
 
 def test_parallel_streamed_extraction_equals_serial(tmp_path, monkeypatch, capfd):

@@ -7,7 +7,7 @@ run per seed (per-epoch train/val curves, test metrics, classification report, p
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import lightning.pytorch as pl
 
@@ -17,7 +17,7 @@ from audioforge.distributed import is_rank_zero
 from audioforge.reporting import classification_report, confusion_table, report_figures, report_table
 from audioforge.run import Run, mean_std, output_folder
 from audioforge.tracking import Tracker, keep_tracking_env
-from audioforge.training import Stopwatch, configure_threads, make_trainer
+from audioforge.training import EpochProgress, Stopwatch, configure_threads, make_trainer
 from callbacks.best_weights import BestWeights
 from datamodules import AudioDataModule, default_features
 from lightning_modules.classifier import ClassifierModule, predict_logits
@@ -27,8 +27,10 @@ def datamodule(cfg: ClassifyConfig, seed: int) -> AudioDataModule:
     return cfg.data.load(cfg.features, seed, cfg.fit.batch_size)
 
 
-def fit_seed(cfg: ClassifyConfig, seed: int, tracker: Tracker | None, run_id: str | None) -> dict[str, Any]:
-    """Train and score one model; on DDP ranks other than 0 only the (shared) fit runs."""
+def fit_seed(cfg: ClassifyConfig, seed: int, tracker: Tracker | None, run_id: str | None,
+             on_epoch: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Train and score one model; on DDP ranks other than 0 only the (shared) fit runs.
+    ``on_epoch(1)`` after every training epoch (a progress bar)."""
     dm = datamodule(cfg, seed)
     pl.seed_everything(seed, verbose=False)
     model = ClassifierModule(cfg.model.network, dm.input_shape, dm.num_classes, lr=cfg.fit.lr,
@@ -37,7 +39,8 @@ def fit_seed(cfg: ClassifyConfig, seed: int, tracker: Tracker | None, run_id: st
     has_val = dm.split_size("val") > 0
     best = BestWeights("val/acc", "max", cfg.fit.patience)
     logger = tracker.lightning_logger(run_id) if run_id else False
-    trainer = make_trainer(cfg.trainer, cfg.fit.epochs, logger, [best] if has_val else [], validate=has_val)
+    callbacks = ([best] if has_val else []) + ([EpochProgress(on_epoch)] if on_epoch else [])
+    trainer = make_trainer(cfg.trainer, cfg.fit.epochs, logger, callbacks, validate=has_val)
     with Stopwatch() as sw, keep_tracking_env():
         trainer.fit(model, datamodule=dm)
     x, y = dm.tensors("test")
@@ -52,19 +55,25 @@ def fit_seed(cfg: ClassifyConfig, seed: int, tracker: Tracker | None, run_id: st
             | {dm.train_split: dm.split_size(dm.train_split)}}
 
 
-def run_classify(cfg: ClassifyConfig) -> tuple[Path, dict[str, Any]]:
+def run_classify(cfg: ClassifyConfig, progress: bool = True) -> tuple[Path, dict[str, Any]]:
+    """``progress``: a bar over every seed's epochs with the time left (stderr)."""
+    from tqdm import tqdm
+
     configure_threads(cfg.trainer)
     if cfg.trainer.distributed and not is_rank_zero():
         for seed in cfg.seeds:
             fit_seed(cfg, seed, None, None)
         return output_folder("classify", cfg.name, cfg.output_dir), {}
     datamodule(cfg, cfg.seeds[0])  # bad data or options fail here, before any run is recorded
-    tags = {"audioforge.dataset": cfg.data.dataset, "audioforge.network": cfg.model.network}
-    with Run("classify", cfg.name, cfg.output_dir, cfg.tracking, tags, to_dict(cfg)) as run:
+    tags = {"audioforge.network": cfg.model.network}
+    with Run("classify", cfg.name, cfg.output_dir, cfg.tracking, tags, to_dict(cfg)) as run, \
+            tqdm(total=len(cfg.seeds) * cfg.fit.epochs, unit="epoch", desc=cfg.name, disable=not progress,
+                 dynamic_ncols=True) as bar:
         seeds = []
         for seed in cfg.seeds:
             with run.child(f"seed-{seed}", {"audioforge.seed": str(seed)}) as run_id:
-                entry = fit_seed(cfg, seed, run.tracker, run_id)
+                entry = fit_seed(cfg, seed, run.tracker, run_id, bar.update)
+                bar.update(max(0, cfg.fit.epochs - entry["epochs_run"]))  # epochs early stopping skipped
                 pngs = report_figures(entry["report"], entry["class_names"], f"{cfg.model.network}, seed {seed}",
                                       run.out_dir / f"seed-{seed}")
                 if run_id:

@@ -230,7 +230,7 @@ def run_distill(cfg: DistillConfig, parent_id: str | None = None) -> tuple[Path,
     dm = datamodule(cfg)
     check_cpc(real_split(dm, "train")[1], cfg.cpc, dm.num_classes)  # before anything is recorded
     tags = {"audioforge.method": cfg.method, "audioforge.cpc": str(cfg.cpc), "audioforge.network": cfg.network,
-            "audioforge.features": dm.features.kind, "audioforge.dataset": cfg.data.dataset}
+            "audioforge.features": dm.features.kind}
     with Run("distill", cfg.name, cfg.output_dir, cfg.tracking, tags, to_dict(cfg), parent_id) as run:
         out_dir = run.out_dir
         logger = run.tracker.lightning_logger(run.id) if run.id else False

@@ -95,8 +95,7 @@ def run_hybrid(cfg: HybridConfig) -> tuple[Path, dict[str, Any]]:
             run_seed(cfg, seed, None, None)
         return output_folder("rir", cfg.name, cfg.output_dir), {}
     datamodule(cfg, cfg.seeds[0])  # generate / read and check the data before anything is recorded
-    with Run("rir", cfg.name, cfg.output_dir, cfg.tracking, {"audioforge.dataset": cfg.data.dataset},
-             to_dict(cfg)) as run:
+    with Run("rir", cfg.name, cfg.output_dir, cfg.tracking, config=to_dict(cfg)) as run:
         seeds = []
         for seed in cfg.seeds:
             with run.child(f"seed-{seed}", {"audioforge.seed": str(seed)}) as run_id:

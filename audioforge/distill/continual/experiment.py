@@ -193,7 +193,7 @@ def run_continual(cfg: ContinualConfig, progress_bar: bool = True) -> tuple[Path
     dm = cfg.data.load(cfg.features, cfg.seeds[0])
     check_data(cfg, dm)
     cells = plan(cfg, dm.num_classes)
-    tags = {"audioforge.dataset": cfg.data.dataset, "audioforge.rule": cfg.rule}
+    tags = {"audioforge.rule": cfg.rule}
     with Run("continual", cfg.name, cfg.output_dir, cfg.tracking, tags, to_dict(cfg)) as run:
         reports, todo = {}, []
         for cell in cells:

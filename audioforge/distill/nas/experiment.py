@@ -126,7 +126,7 @@ def run_nas(cfg: NASConfig, progress_bar: bool = True) -> tuple[Path, dict[str, 
     space = cfg.space.candidates()
     networks = sample(space, cfg.sample, cfg.sample_seed)
     seeds = {c.name: cfg.seeds[0] * 10_000 + space.index(c) for c in networks}
-    tags = {"audioforge.dataset": cfg.data.dataset, "audioforge.networks": str(len(networks))}
+    tags = {"audioforge.networks": str(len(networks))}
     with Run("nas", cfg.name, cfg.output_dir, cfg.tracking, tags, to_dict(cfg)) as run:
         out = run.out_dir
         sets, results = {}, {c.name: {} for c in networks}

@@ -167,7 +167,7 @@ def run_privacy(cfg: PrivacyConfig, progress_bar: bool = True) -> tuple[Path, di
         from audioforge.distill.coresets import check_cpc
 
         check_cpc(dm.tensors(dm.train_split)[1], cfg.distill.cpc, dm.num_classes)
-    tags = {"audioforge.dataset": cfg.data.dataset, "audioforge.method": cfg.distill.method}
+    tags = {"audioforge.method": cfg.distill.method}
     with Run("privacy", cfg.name, cfg.output_dir, cfg.tracking, tags, to_dict(cfg)) as run:
         out = run.out_dir
         if synthetic is None:
