@@ -21,12 +21,21 @@ def save(fig, path: Path, tight: bool = True) -> Path:
 
 
 def confusion_figure(matrix: np.ndarray, class_names: list[str], title: str):
+    """The matrix with its class names; long names (``children_playing``) stand
+    upright and the margins grow with the longest name, so no label overlaps another or is cut."""
     matrix = np.asarray(matrix)
-    fig, ax = plt.subplots(figsize=(4.8, 4.2))
-    fig.subplots_adjust(left=0.14, right=0.97, bottom=0.13, top=0.91)  # short class names: save(tight=False) fits
+    longest = max((len(str(c)) for c in class_names), default=1)
+    rotate = longest > 3 and len(class_names) > 4
+    margin = 0.075 * longest if rotate else 0.0   # inches an upright 8-point label needs (about 0.075 per character)
+    side = max(4.2, 0.42 * len(class_names))
+    width, height = side + 0.6 + (0.08 * longest if longest > 3 else 0.2), side + margin
+    fig, ax = plt.subplots(figsize=(width, height))
+    fig.subplots_adjust(left=(0.5 + (0.08 * longest if longest > 3 else 0.2)) / width, right=1 - 0.15 / width,
+                        bottom=(0.5 + margin) / height, top=1 - 0.35 / height)  # save(tight=False) fits
     ax.imshow(matrix, cmap="Blues")
-    ax.set_xticks(range(len(class_names)), class_names)
-    ax.set_yticks(range(len(class_names)), class_names)
+    ax.set_xticks(range(len(class_names)), class_names, rotation=90 if rotate else 0, ha="right" if rotate else "center",
+                  va="center" if rotate else "top", rotation_mode="anchor", fontsize=8)
+    ax.set_yticks(range(len(class_names)), class_names, fontsize=8)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title, fontsize=10)

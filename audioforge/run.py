@@ -128,6 +128,7 @@ class Run:
         self.outcome: str | None = None
 
     def __enter__(self) -> "Run":
+        self._made_folder = not self.out_dir.exists()
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if self.tracker is None:
             return self
@@ -143,9 +144,11 @@ class Run:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
+        status = final_status(exc)
         if self.id:
-            status = final_status(exc)
             self.tracker.end_run(self.id, self.outcome if status == "FINISHED" and self.outcome else status)
+        if status != "FINISHED" and self._made_folder and self.out_dir.is_dir() and not any(self.out_dir.iterdir()):
+            self.out_dir.rmdir()  # a run stopped before writing anything leaves no empty folder behind
         return False
 
     def child(self, name: str, tags: dict[str, str] | None = None) -> contextlib.AbstractContextManager:

@@ -94,3 +94,21 @@ def test_fusion_weight_breaks_accuracy_ties_by_log_loss():
     wrong = hesitant[:, ::-1]
     w, acc = choose_fusion_weight(wrong, confident, y, 11)      # accuracy decides first
     assert acc == 1.0 and w < 0.5
+
+
+@pytest.mark.parametrize("names", [[str(d) for d in range(10)],
+                                   ["air_conditioner", "car_horn", "children_playing", "dog_bark", "drilling",
+                                    "engine_idling", "gun_shot", "jackhammer", "siren", "street_music"]])
+def test_confusion_labels_neither_overlap_nor_leave_the_figure(names):
+    import numpy as np
+
+    from audioforge.plots import confusion_figure
+
+    fig = confusion_figure(np.arange(len(names) ** 2).reshape(len(names), -1), names, "title")
+    fig.canvas.draw()
+    renderer, ax = fig.canvas.get_renderer(), fig.axes[0]
+    whole = fig.bbox
+    for labels in (ax.get_xticklabels(), ax.get_yticklabels()):
+        boxes = [t.get_window_extent(renderer) for t in labels]
+        assert all(b.x0 >= whole.x0 and b.x1 <= whole.x1 and b.y0 >= whole.y0 and b.y1 <= whole.y1 for b in boxes)
+        assert not any(a.overlaps(b) for k, a in enumerate(boxes) for b in boxes[k + 1:]), [t.get_text() for t in labels]

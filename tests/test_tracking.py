@@ -66,3 +66,23 @@ def test_a_folder_holding_the_store_is_uploaded_without_the_store(tmp_path):
     names = {a.path for a in client.list_artifacts(run_id, "report")}
     assert names == {"report/report.md", "report/plots"}
     assert [a.path for a in client.list_artifacts(run_id, "report/plots")] == ["report/plots/a.png"]
+
+
+def test_a_run_that_dies_before_writing_leaves_no_empty_folder(tmp_path, mlflow_store):
+    from audioforge.run import Run
+    from audioforge.tracking import TrackingConfig
+
+    tracking = TrackingConfig(store=str(mlflow_store), experiment="empty-folders")
+    with pytest.raises(RuntimeError):
+        with Run("classify", "dies", tmp_path / "new", tracking) as run:
+            raise RuntimeError("bad data")
+    assert not (tmp_path / "new").exists()
+    assert run.tracker.client.get_run(run.id).info.status == "FAILED"
+    (tmp_path / "mine").mkdir()  # a folder the user made is theirs, and one with files is kept
+    for folder, write in ((tmp_path / "mine", False), (tmp_path / "written", True)):
+        with pytest.raises(RuntimeError):
+            with Run("classify", "dies", folder, tracking) as run:
+                if write:
+                    (folder / "partial.json").write_text("{}")
+                raise RuntimeError("bad data")
+        assert folder.is_dir()
