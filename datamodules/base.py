@@ -25,7 +25,7 @@ from datamodules.cache import FeatureCache, cache_key, file_fingerprint, relativ
 from datamodules.extraction import extract_files
 from datamodules.features import FeatureSpec, feature_shape
 from datamodules.forget import ForgetSet, carve
-from datamodules.loader import TensorBatchLoader
+from datamodules.loader import TensorBatchLoader, eval_batch_size
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +156,7 @@ class AudioDataModule(pl.LightningDataModule):
             mean = x.mean(dim=(0, 3), keepdim=True)[0]
             std = (x - mean).std().expand(c, f, 1).clone() if by == "global" else x.std(dim=(0, 3), keepdim=True)[0]
         std = std.clamp_min(1e-6)
-        self.x = (self.x - mean) / std
+        self.x = self.x.sub_(mean).div_(std)  # in place: no second copy of every feature
         self.feature_stats = {"mean": mean, "std": std}
         return self.feature_stats
 
@@ -199,7 +199,9 @@ class AudioDataModule(pl.LightningDataModule):
         x, y = self.tensors(split)
         training = shuffle if shuffle is not None else split.endswith("train")
         rank, world = self._rank_world()
-        return TensorBatchLoader(x, y, batch_size or (self.batch_size if training else self.eval_batch_size),
+        if batch_size is None:
+            batch_size = self.batch_size if training else eval_batch_size(self.input_shape, self.eval_batch_size)
+        return TensorBatchLoader(x, y, batch_size,
                                  shuffle=training, seed=self.seed, rank=rank, world_size=world,
                                  drop_last=training and self.drop_last)
 

@@ -20,7 +20,8 @@ from datamodules.features import FeatureSpec, extract, feature_shape
 
 log = logging.getLogger(__name__)
 
-CHUNK = 256            # clips decoded and transformed together
+CHUNK = 256            # clips decoded and transformed together at most ...
+CHUNK_SAMPLES = 2 ** 22  # ... and at most this many samples (16 MB of waveforms; the STFT holds a few times that)
 POOL_PAYS_AFTER = 10.0  # seconds of decoding left in this process that make a worker pool worth starting
 BAR_FROM = 500         # fewer clips than this show no bar (they take well under a second)
 
@@ -44,7 +45,8 @@ def extract_files(paths: Sequence[Path], spec: FeatureSpec, worker_pool: Callabl
     be decoded raises :class:`~audioforge.errors.DataError` naming it."""
     n = len(paths)
     out = torch.empty((n, *feature_shape(spec)), dtype=torch.float32)
-    chunks = [(start, [str(p) for p in paths[start:start + CHUNK]]) for start in range(0, n, CHUNK)]
+    size = max(1, min(CHUNK, CHUNK_SAMPLES // spec.num_samples))
+    chunks = [(start, [str(p) for p in paths[start:start + size]]) for start in range(0, n, size)]
     jobs = jobs or min(os.cpu_count() or 1, len(chunks))
     with _bar(n, desc) as bar:
         waiting = iter(chunks)

@@ -13,6 +13,22 @@ import math
 
 import torch
 
+# input elements per evaluation batch: evaluation keeps no graph, so its peak is about two of the
+# widest layer's activations, which grow with the input; 2**19 elements is 1,310 FSDD MFCC clips
+# (1 x 20 x 20), 436 FD-MFCC clips, 37 RAVDESS log-mel clips (1 x 64 x 219): about 0.5 GB of a
+# 128-wide first layer's output at most, where a fixed 1,024 clips of RAVDESS took 7 GB
+EVAL_ELEMENTS = 2 ** 19
+
+
+def eval_batch_size(example: torch.Tensor | tuple[int, ...] | int, cap: int = 1024) -> int:
+    """Clips per evaluation batch for inputs shaped like ``example`` (a tensor of one or more
+    clips, a shape, or a number of elements per clip): at most ``cap``."""
+    if isinstance(example, torch.Tensor):
+        numel = example[0].numel() if example.dim() > 3 else example.numel()
+    else:
+        numel = example if isinstance(example, int) else math.prod(example)
+    return max(1, min(cap, EVAL_ELEMENTS // max(1, numel)))
+
 
 class TensorBatchLoader:
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool = False,

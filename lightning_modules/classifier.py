@@ -136,8 +136,12 @@ class ClassifierModule(pl.LightningModule):
 
 
 @torch.no_grad()
-def predict_logits(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-    """Logits of ``model`` on ``x`` in eval mode (mode restored afterwards)."""
+def predict_logits(model: torch.nn.Module, x: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
+    """Logits of ``model`` on ``x`` in eval mode (mode restored afterwards), in batches bounded by
+    the inputs' size (:func:`datamodules.loader.eval_batch_size`) unless ``batch_size`` is given."""
+    from datamodules.loader import eval_batch_size
+
+    batch_size = batch_size or eval_batch_size(x)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device

@@ -17,7 +17,7 @@ import torch
 
 from audioforge.training import TrainerConfig, make_trainer
 from callbacks.best_weights import BestWeights
-from datamodules.loader import TensorBatchLoader
+from datamodules.loader import TensorBatchLoader, eval_batch_size
 from lightning_modules.classifier import ClassifierModule, predict_logits
 
 
@@ -50,7 +50,7 @@ def train_student(network: str, x: torch.Tensor, y: torch.Tensor, val: tuple[tor
     tcfg = TrainerConfig(**{**(trainer.__dict__ if trainer else {}), "check_val_every_n_epoch": cfg.val_every})
     fit = make_trainer(tcfg, cfg.epochs, False, [best])
     fit.fit(model, TensorBatchLoader(x, y, cfg.batch_size, shuffle=True, seed=seed),
-            TensorBatchLoader(*val, 1024))
+            TensorBatchLoader(*val, eval_batch_size(val[0])))
     return model, best
 
 

@@ -26,6 +26,7 @@ from audioforge.tracking import Tracker, keep_tracking_env
 from audioforge.training import Stopwatch, configure_threads, make_trainer
 from callbacks.best_weights import BestWeights
 from datamodules import AudioDataModule
+from datamodules.loader import eval_batch_size
 from lightning_modules.disentangled import DisentangledHybridCNN
 
 MODELS = ("svm", "cnn", "combined")
@@ -60,7 +61,8 @@ def fit_cnn(cfg: HybridConfig, dm: AudioDataModule, seed: int, logger) -> tuple[
 @torch.no_grad()
 def cnn_proba(model: DisentangledHybridCNN, x: torch.Tensor) -> np.ndarray:
     model.eval()
-    return torch.cat([model(x[i:i + 512]).softmax(1) for i in range(0, len(x), 512)]).numpy()
+    step = eval_batch_size(x, 512)
+    return torch.cat([model(x[i:i + step]).softmax(1) for i in range(0, len(x), step)]).numpy()
 
 
 def run_seed(cfg: HybridConfig, seed: int, tracker: Tracker | None, run_id: str | None) -> dict[str, Any]:
