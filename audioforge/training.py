@@ -108,6 +108,27 @@ def make_trainer(cfg: TrainerConfig, max_epochs: int, logger: Any = False, callb
     )
 
 
+def stage_bar(total: int, desc: str, unit: str):
+    """A progress bar with the time left for one stage of a command (experts, distillation steps,
+    evaluation runs), on stderr; off under ``--quiet`` and in worker processes, which log quietly."""
+    from tqdm import tqdm
+
+    from audioforge.logs import progress_shown
+
+    return tqdm(total=total, desc=desc, unit=unit, disable=not progress_shown(), dynamic_ncols=True, leave=False)
+
+
+class StepProgress(pl.Callback):
+    """Calls ``report(1)`` after every training step (rank 0 only)."""
+
+    def __init__(self, report: Callable[[int], None]):
+        self.report = report
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.is_global_zero:
+            self.report(1)
+
+
 class EpochProgress(pl.Callback):
     """Calls ``report(1)`` after every training epoch (rank 0 only): drives an outer progress bar."""
 

@@ -106,6 +106,15 @@ class AugmentConfig:
 
 TEMPLATE = "distill"  # the path of a DistillConfig nested in a table's or continual's config
 
+# The FD-MFCC map distilled per dataset, under the user's features.*: DDFAD distils small maps
+# (FSDD's 3 x 20 x 20).  The long clips of RAVDESS (3.5 s) and UrbanSound8K (4 s) keep their
+# classification features' span with coarser frames, 3 x 20 x 55 and 3 x 20 x 44 instead of
+# 3 x 20 x 219 and 3 x 20 x 173: a quarter of the cost per step (docs/distillation.md).
+DISTILL_MAPS: dict[str, dict[str, Any]] = {
+    "ravdess": {"n_fft": 1024, "hop_length": 1024, "frames": 55},       # 16 kHz: 64 ms frames, 3.5 s
+    "urbansound8k": {"n_fft": 2048, "hop_length": 2048, "frames": 44},  # 22.05 kHz: 93 ms frames, 4.0 s
+}
+
 
 @dataclass
 class DistillConfig(RunConfig):
@@ -139,6 +148,8 @@ class DistillConfig(RunConfig):
 
     def validate(self, path: str = "") -> None:
         super().validate(path)
+        if self.features.get("kind") == "fdmfcc":
+            self.features = {**DISTILL_MAPS.get(self.data.dataset, {}), **self.features}
         if len(self.seeds) != 1:
             raise ConfigError(f"seeds: a distillation runs with one seed, got {self.seeds} (distill-table runs cells)")
         from lightning_modules.networks import NETWORKS

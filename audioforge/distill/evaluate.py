@@ -10,6 +10,7 @@ to the training function.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import lightning.pytorch as pl
 import numpy as np
@@ -73,9 +74,9 @@ def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 def evaluate_set(network: str, synthetic: dict[str, torch.Tensor], val: tuple[torch.Tensor, torch.Tensor],
                  test: tuple[torch.Tensor, torch.Tensor], num_classes: int, cfg: EvalConfig, seed: int = 0,
                  network_kwargs: dict | None = None, trainer: TrainerConfig | None = None,
-                 augment: dict | None = None) -> dict:
+                 augment: dict | None = None, on_run: Callable[[], None] | None = None) -> dict:
     """``cfg.runs`` fresh networks on ``synthetic`` (``x``, ``y``, optional ``lr``): test accuracy
-    of each at its best validation epoch, with mean and std."""
+    of each at its best validation epoch, with mean and std; ``on_run()`` after each."""
     lr = float(synthetic["lr"]) if cfg.use_learned_lr and "lr" in synthetic else cfg.lr
     accs, chosen, val_accs = [], [], []
     for run in range(cfg.runs):
@@ -84,5 +85,7 @@ def evaluate_set(network: str, synthetic: dict[str, torch.Tensor], val: tuple[to
         val_accs.append(best.best_score)
         chosen.append(best.best_epoch)
         accs.append(accuracy(model, *test))  # scored once, after selection
+        if on_run:
+            on_run()
     return {"network": network, "lr": lr, "test_acc": accs, "mean": float(np.mean(accs)),
             "std": float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0, "val_acc": val_accs, "best_epoch": chosen}

@@ -25,7 +25,7 @@ from audioforge.distill.methods import method
 from audioforge.errors import DataError
 from audioforge.run import Run
 from audioforge.tracking import Tracker, keep_tracking_env
-from audioforge.training import Stopwatch, configure_threads, make_trainer
+from audioforge.training import StepProgress, Stopwatch, configure_threads, make_trainer, stage_bar
 from datamodules import AudioDataModule
 from datamodules.cache import cache_key, default_cache_dir
 from lightning_modules.distillation.expert_buffer import ExpertBuffer
@@ -95,14 +95,26 @@ def ensure_buffer(cfg: DistillConfig, dm: AudioDataModule, tracker: Tracker | No
             net.load_state_dict(FlatParams(net).unflatten(trajectory[-1]), strict=False)
             tracker.log_metrics(run_id, {"expert/val_acc": accuracy(net, *val), "expert/seconds": seconds}, step=index)
 
+    bar = stage_bar(cfg.buffer.experts, "expert buffer", "expert")
+
+    def done(index, trajectory, seconds):
+        bar.update(1)
+        report(index, trajectory, seconds)
+
+    with bar:
+        _train_buffer(cfg, dm, buffer, x, y, done)
+    return buffer
+
+
+def _train_buffer(cfg: DistillConfig, dm: AudioDataModule, buffer: ExpertBuffer, x: torch.Tensor, y: torch.Tensor,
+                  on_expert) -> None:
     train_experts(buffer, cfg.network, x, y, dm.num_classes, cfg.buffer.experts, cfg.buffer.epochs, cfg.buffer.lr,
                   cfg.buffer.batch_size, cfg.seed, cfg.network_kwargs,
                   meta_extra={"data_key": dm.content_key, "features": dataclasses.asdict(dm.features),
                               "normalize": cfg.normalize and cfg.normalize_by, "split_key": dm.split_key(dm.train_split),
                               "augment": dataclasses.asdict(cfg.augment) if cfg.buffer.augment else None},
-                  trainer_cfg=cfg.trainer, on_expert=report,
+                  trainer_cfg=cfg.trainer, on_expert=on_expert,
                   augment=dataclasses.asdict(cfg.augment) if cfg.buffer.augment else None)
-    return buffer
 
 
 def run_buffer(cfg: DistillConfig) -> tuple[Path, dict[str, Any]]:
@@ -174,9 +186,11 @@ def distil(cfg: DistillConfig, dm: AudioDataModule, out_dir: Path, logger) -> tu
     checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, every_n_epochs=1,
                                  enable_version_counter=False)
     epochs = -(-cfg.iterations // cfg.iterations_per_epoch)
-    trainer = make_trainer(cfg.trainer, epochs, logger, [validation, checkpoint], validate=False)
     resume = ckpt_dir / "last.ckpt" if cfg.resume and (ckpt_dir / "last.ckpt").is_file() else None
-    with keep_tracking_env():
+    with keep_tracking_env(), stage_bar(epochs * cfg.iterations_per_epoch, f"{cfg.method} distillation",
+                                        "iteration") as bar:
+        trainer = make_trainer(cfg.trainer, epochs, logger, [validation, checkpoint, StepProgress(bar.update)],
+                               validate=False)
         trainer.fit(module, steps_loader(cfg.iterations_per_epoch), ckpt_path=resume)
     return module.distilled(), {"val_history": validation.history, "best_val_acc": validation.best_acc,
                                 "best_val_loss": validation.best_loss,
@@ -218,9 +232,10 @@ def load_distilled(path: str | Path) -> dict[str, Any]:
 def evaluate_archs(cfg: DistillConfig, dm: AudioDataModule, synthetic: dict[str, torch.Tensor]) -> dict[str, dict]:
     archs = cfg.eval.archs or [cfg.network]
     val, test = real_split(dm, "val"), real_split(dm, "test")
-    return {arch: evaluate_set(arch, synthetic, val, test, dm.num_classes, cfg.eval, cfg.seed,
-                               cfg.network_kwargs if arch == cfg.network else None, cfg.trainer,
-                               dataclasses.asdict(cfg.augment)) for arch in archs}
+    with stage_bar(len(archs) * cfg.eval.runs, "evaluation", "network") as bar:
+        return {arch: evaluate_set(arch, synthetic, val, test, dm.num_classes, cfg.eval, cfg.seed,
+                                   cfg.network_kwargs if arch == cfg.network else None, cfg.trainer,
+                                   dataclasses.asdict(cfg.augment), on_run=lambda: bar.update(1)) for arch in archs}
 
 
 def run_distill(cfg: DistillConfig, parent_id: str | None = None) -> tuple[Path, dict[str, Any]]:
