@@ -24,7 +24,7 @@ def eval_batch_size(example: torch.Tensor | tuple[int, ...] | int, cap: int = 10
     """Clips per evaluation batch for inputs shaped like ``example`` (a tensor of one or more
     clips, a shape, or a number of elements per clip): at most ``cap``."""
     if isinstance(example, torch.Tensor):
-        numel = example[0].numel() if example.dim() > 3 else example.numel()
+        numel = math.prod(example.shape[1:]) if example.dim() > 3 else example.numel()
     else:
         numel = example if isinstance(example, int) else math.prod(example)
     return max(1, min(cap, EVAL_ELEMENTS // max(1, numel)))

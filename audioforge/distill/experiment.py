@@ -31,6 +31,15 @@ from datamodules.cache import cache_key, default_cache_dir
 from lightning_modules.distillation.expert_buffer import ExpertBuffer
 
 
+def check_validation(dm: AudioDataModule) -> None:
+    """Distillation chooses its set and every evaluation its epoch on validation clips: refuse a
+    split without them (test is never read for a choice)."""
+    if dm.split_size("val") == 0:
+        raise DataError(f"{dm.name} has no validation clips, and distillation selects its set and its evaluation "
+                        "epochs on them (never on test): give the dataset a validation split (e.g. "
+                        "data.options.val_folds, val_actors, val_groups or val_fraction)")
+
+
 def datamodule(cfg: DistillConfig) -> AudioDataModule:
     dm = cfg.data.load(cfg.features, cfg.seed)
     if cfg.normalize:
@@ -244,6 +253,7 @@ def run_distill(cfg: DistillConfig, parent_id: str | None = None) -> tuple[Path,
     configure_threads(cfg.trainer)
     dm = datamodule(cfg)
     check_cpc(real_split(dm, "train")[1], cfg.cpc, dm.num_classes)  # before anything is recorded
+    check_validation(dm)
     tags = {"audioforge.method": cfg.method, "audioforge.cpc": str(cfg.cpc), "audioforge.network": cfg.network,
             "audioforge.features": dm.features.kind}
     with Run("distill", cfg.name, cfg.output_dir, cfg.tracking, tags, to_dict(cfg), parent_id) as run:
