@@ -75,8 +75,7 @@ def child(task: str, root: str, cache: str, *args: str) -> None:
         t0 = time.perf_counter()
         dm = DatasetConfig(dataset=dataset, root=root, cache_dir=cache).load({}, seed=0)
         print(json.dumps({"clips": len(dm.items), "seconds": time.perf_counter() - t0,
-                          "features_mb": dm.x.numel() * 4 / 2**20, "peak_mb": peak_mb(), "imports_mb": imports_mb,
-                          "workers_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
+                          "features_mb": dm.x.numel() * 4 / 2**20, "peak_mb": peak_mb(), "imports_mb": imports_mb}))
         return
     from audioforge.training import TrainerConfig, make_trainer
     from lightning_modules.classifier import ClassifierModule, predict_logits
@@ -123,8 +122,7 @@ def main(argv: list[str] | None = None) -> dict:
             cache = tmp / "cache-r"
             ex = in_child("extract", root, cache, "ravdess")
             print(f"RAVDESS full size: {ex['clips']} clips, features cold {ex['seconds']:.1f} s, peak "
-                  f"{ex['peak_mb']:.0f} MB ({ex['imports_mb']:.0f} of them the libraries', largest worker "
-                  f"{ex['workers_peak_mb']:.0f} MB) for {ex['features_mb']:.0f} MB of features", flush=True)
+                  f"{ex['peak_mb']:.0f} MB ({ex['imports_mb']:.0f} of them the libraries') for {ex['features_mb']:.0f} MB of features", flush=True)
             results["ravdess_extract"] = ex
             for name, width, hop, frames in RAVDESS_CONFIGS:
                 for batch in (["bounded", "1024"] if name == "w128-hop256" else ["bounded"]):
@@ -138,8 +136,7 @@ def main(argv: list[str] | None = None) -> dict:
             root = urbansound_tree(shared, tmp / "u")
             ex = in_child("extract", root, tmp / "cache-u", "urbansound8k")
             print(f"UrbanSound8K full size: {ex['clips']} clips, features cold {ex['seconds']:.1f} s, peak "
-                  f"{ex['peak_mb']:.0f} MB ({ex['imports_mb']:.0f} of them the libraries', largest worker "
-                  f"{ex['workers_peak_mb']:.0f} MB) for {ex['features_mb']:.0f} MB of features (target: within 2x "
+                  f"{ex['peak_mb']:.0f} MB ({ex['imports_mb']:.0f} of them the libraries') for {ex['features_mb']:.0f} MB of features (target: within 2x "
                   f"features + model, 4 GB)", flush=True)
             results["urbansound8k_extract"] = ex
     return results

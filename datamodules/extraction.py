@@ -50,13 +50,16 @@ def extract_files(paths: Sequence[Path], spec: FeatureSpec, worker_pool: Callabl
     jobs = jobs or min(os.cpu_count() or 1, len(chunks))
     with _bar(n, desc) as bar:
         waiting = iter(chunks)
-        t0 = time.perf_counter()
+        warm: tuple[float, int] | None = None   # (time, clips done) after the first chunk, which pays warm-up
         for start, chunk in waiting:
             out[start:start + len(chunk)] = extract_chunk(chunk, spec)
             bar.update(len(chunk))
             done = start + len(chunk)
-            left = (time.perf_counter() - t0) / done * (n - done)
-            # the first chunk says what this set costs per clip: a pool (whose start costs seconds)
+            if warm is None:
+                warm = (time.perf_counter(), done)
+                continue
+            left = (time.perf_counter() - warm[0]) / (done - warm[1]) * (n - done)
+            # the second chunk says what this set costs per clip: a pool (whose start costs seconds)
             # takes over only when what is left would take longer than POOL_PAYS_AFTER here
             if worker_pool is not None and jobs > 1 and left > POOL_PAYS_AFTER:
                 break

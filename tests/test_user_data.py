@@ -257,3 +257,18 @@ def test_parallel_streamed_extraction_equals_serial(tmp_path, monkeypatch, capfd
     finally:
         logging.getLogger("datamodules").setLevel(logging.NOTSET)
     assert "quiet" not in capfd.readouterr().err
+
+
+def test_distill_on_a_folder_and_its_validation_requirement(tmp_path, mlflow_store, capfd):
+    from tests.test_synthetic_data import DISTILL_TINY
+
+    tree = digit_tree(tmp_path / "digits")
+    common = ["distill", "--preset", "quick", "--dataset", "folder", "--data", str(tree), *DISTILL_TINY,
+              "data.options.group_pattern=^([a-z]+)_", f"tracking.store={mlflow_store}", "tracking.experiment=user-data"]
+    # no validation split: refused before anything is recorded (selection never falls back on test)
+    assert main([*common, "--output", str(tmp_path / "none"), "data.options.val_fraction=0"]) == 2
+    assert "no validation clips" in capfd.readouterr().err and not (tmp_path / "none").exists()
+    assert main([*common, "--output", str(tmp_path / "out")]) == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    # 4 speakers x 12 clips: one whole speaker each for validation and test
+    assert report["dataset"] == "folder" and report["split_sizes"] == {"train": 24, "val": 12, "test": 12}
