@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import optuna
+from optuna.trial import TrialState
 
 from audioforge.tracking import Tracker, maybe_run, owner_tags
 from audioforge.unlearning.base_models import BaseModelCache, base_model_key
@@ -16,6 +17,15 @@ from sweeps.config import OBJECTIVES, SweepConfig
 from sweeps.space import suggest, trial_config
 
 PRUNE_MONITOR = "val/loss"
+
+
+def surplus(trial: optuna.Trial, n_trials: int) -> bool:
+    """Whether ``n_trials`` trials numbered before ``trial`` are complete or running.  Workers check
+    the count between trials, so two finishing at once may both start one more; the storage numbers
+    trials atomically, so the later of the two sees the earlier and steps aside, and the study never
+    runs more than ``n_trials`` whatever the timing."""
+    ahead = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
+    return sum(t.number < trial.number for t in ahead) >= n_trials
 
 
 class UnlearningObjective:
@@ -28,6 +38,10 @@ class UnlearningObjective:
         self.tracker, self.parent_run_id = tracker, parent_run_id
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
+        if surplus(trial, self.sweep.n_trials):
+            trial.set_user_attr("surplus", True)
+            trial.study.stop()
+            raise optuna.TrialPruned(f"the study already has its {self.sweep.n_trials} trials complete or running")
         trial.set_user_attr("worker_pid", os.getpid())
         trial.set_user_attr("owner", owner_tags())
         values = suggest(trial, self.sweep.params)

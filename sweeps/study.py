@@ -4,7 +4,9 @@
   SQLAlchemy URL (PostgreSQL for several machines) via ``storage``.
 - Workers: ``workers`` processes share the study.  ``n_trials`` counts COMPLETE trials across all
   of them; a worker stops once completed plus running trials reach it, so the study ends at
-  exactly ``n_trials`` unless a trial fails.
+  exactly ``n_trials`` unless a trial fails.  Two workers that finish at the same instant may
+  both start one more: the later-numbered of those steps aside at once (PRUNED, user attribute
+  ``surplus``; :func:`sweeps.objective.surplus`).
 - Resume: run the same command again.  A trial whose process died (no heartbeat for
   ``2 x heartbeat_seconds``) is marked FAIL, completed trials are kept, and the study goes on
   until ``n_trials`` are complete.  The study keeps one MLflow parent run across resumes.

@@ -217,3 +217,19 @@ def test_every_registered_search_space_builds_a_trial_config_at_its_corners():
     for name in searched:
         assert tune_method(name, REPO / "configs" / "unlearn" / "quick.yaml", [], TuningConfig(trials=2), Path("."),
                            None, None, check_only=True) == {}
+
+
+def test_a_trial_started_past_the_count_steps_aside(tmp_path):
+    """The race two workers finishing at once can run into, replayed in order on real storage: the
+    trial numbered after n_trials complete-or-running ones is surplus, an earlier one is not, and a
+    failed trial leaves room for another."""
+    from sweeps.objective import surplus
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 's.db'}", study_name="race")
+    first, second = study.ask(), study.ask()
+    study.tell(first, 1.0)
+    third = study.ask()   # worker A, having seen 1 complete + 1 running < 3
+    fourth = study.ask()  # worker B, in the same instant
+    assert not surplus(first, 3) and not surplus(third, 3) and surplus(fourth, 3)
+    study.tell(second, state=TrialState.FAIL)
+    assert not surplus(fourth, 3)  # the failed trial no longer counts
