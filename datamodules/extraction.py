@@ -1,11 +1,12 @@
 """Features of many audio files, streamed: decoded and extracted a chunk at a time into one
 preallocated tensor, so peak memory is the features plus one chunk of waveforms, whatever the
 number of clips.  Sets that would take more than a few seconds decode in parallel worker
-processes (decoding and resampling, not the batched transform, is what costs); a progress bar with the time left shows on stderr while
-INFO logging is on (``--quiet`` turns it off)."""
+processes (decoding and resampling, not the batched transform, is what costs); a progress bar
+with the time left shows on stderr while INFO logging is on (``--quiet`` turns it off)."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import sys
@@ -67,23 +68,14 @@ def extract_files(paths: Sequence[Path], spec: FeatureSpec, worker_pool: Callabl
             return out
         with worker_pool(jobs) as pool:
             # at most 2 chunks per worker in flight: results are small, waveforms stay in workers
-            for start, chunk in _take(waiting, 2 * jobs):
+            for start, chunk in itertools.islice(waiting, 2 * jobs):
                 pool.submit(start, _extract_chunk_task, (chunk, spec))
             while pool.pending:
                 start, x = pool.next()
                 out[start:start + len(x)] = x
                 bar.update(len(x))
-                for nxt, chunk in _take(waiting, 1):
+                for nxt, chunk in itertools.islice(waiting, 1):
                     pool.submit(nxt, _extract_chunk_task, (chunk, spec))
-    return out
-
-
-def _take(iterator, k: int) -> list:
-    out = []
-    for item in iterator:
-        out.append(item)
-        if len(out) == k:
-            break
     return out
 
 
