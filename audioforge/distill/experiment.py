@@ -104,26 +104,16 @@ def ensure_buffer(cfg: DistillConfig, dm: AudioDataModule, tracker: Tracker | No
             net.load_state_dict(FlatParams(net).unflatten(trajectory[-1]), strict=False)
             tracker.log_metrics(run_id, {"expert/val_acc": accuracy(net, *val), "expert/seconds": seconds}, step=index)
 
-    bar = stage_bar(cfg.buffer.experts, "expert buffer", "expert")
-
-    def done(index, trajectory, seconds):
-        bar.update(1)
-        report(index, trajectory, seconds)
-
-    with bar:
-        _train_buffer(cfg, dm, buffer, x, y, done)
+    with stage_bar(cfg.buffer.experts, "expert buffer", "expert") as bar:
+        train_experts(buffer, cfg.network, x, y, dm.num_classes, cfg.buffer.experts, cfg.buffer.epochs, cfg.buffer.lr,
+                      cfg.buffer.batch_size, cfg.seed, cfg.network_kwargs,
+                      meta_extra={"data_key": dm.content_key, "features": dataclasses.asdict(dm.features),
+                                  "normalize": cfg.normalize and cfg.normalize_by,
+                                  "split_key": dm.split_key(dm.train_split),
+                                  "augment": dataclasses.asdict(cfg.augment) if cfg.buffer.augment else None},
+                      trainer_cfg=cfg.trainer, on_expert=lambda *done: (bar.update(1), report(*done)),
+                      augment=dataclasses.asdict(cfg.augment) if cfg.buffer.augment else None)
     return buffer
-
-
-def _train_buffer(cfg: DistillConfig, dm: AudioDataModule, buffer: ExpertBuffer, x: torch.Tensor, y: torch.Tensor,
-                  on_expert) -> None:
-    train_experts(buffer, cfg.network, x, y, dm.num_classes, cfg.buffer.experts, cfg.buffer.epochs, cfg.buffer.lr,
-                  cfg.buffer.batch_size, cfg.seed, cfg.network_kwargs,
-                  meta_extra={"data_key": dm.content_key, "features": dataclasses.asdict(dm.features),
-                              "normalize": cfg.normalize and cfg.normalize_by, "split_key": dm.split_key(dm.train_split),
-                              "augment": dataclasses.asdict(cfg.augment) if cfg.buffer.augment else None},
-                  trainer_cfg=cfg.trainer, on_expert=on_expert,
-                  augment=dataclasses.asdict(cfg.augment) if cfg.buffer.augment else None)
 
 
 def run_buffer(cfg: DistillConfig) -> tuple[Path, dict[str, Any]]:
