@@ -85,7 +85,7 @@ class ClassifierModule(pl.LightningModule):
         if self.augment is not None:
             x = self.augment.apply(x, self.augment.draw(x.shape))
         logits = self(x)
-        loss = F.cross_entropy(logits, y)
+        loss = self.training_loss(logits, x, y)
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         optimizer.step()
@@ -94,6 +94,10 @@ class ClassifierModule(pl.LightningModule):
         self._correct.add_((logits.detach().argmax(1) == y).sum())
         self._seen += len(y)
         return loss
+
+    def training_loss(self, logits: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The loss a training batch minimises (cross-entropy); ``x`` is the batch as the network saw it."""
+        return F.cross_entropy(logits, y)
 
     def on_train_epoch_start(self):
         self._loss_sum = torch.zeros((), device=self.device)

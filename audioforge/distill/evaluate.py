@@ -47,12 +47,20 @@ def train_student(network: str, x: torch.Tensor, y: torch.Tensor, val: tuple[tor
     model = ClassifierModule(network, tuple(x.shape[1:]), num_classes, lr=lr or cfg.lr, optimizer="sgd",
                              momentum=cfg.momentum, weight_decay=cfg.weight_decay, network_kwargs=network_kwargs,
                              augment=(augment or {}) if cfg.augment else None, lr_decay_at=cfg.lr_decay_at, seed=seed)
+    return model, fit_student(model, x, y, val, cfg, seed, trainer)
+
+
+def fit_student(model: ClassifierModule, x: torch.Tensor, y: torch.Tensor, val: tuple[torch.Tensor, torch.Tensor],
+                cfg: EvalConfig, seed: int, trainer: TrainerConfig | None = None,
+                epochs: int | None = None) -> BestWeights:
+    """Train ``model`` on (x, y) for ``epochs`` (default ``cfg.epochs``) with validation every
+    ``cfg.val_every`` epochs; it ends with the weights of its best validation accuracy."""
     best = BestWeights("val/acc", "max", patience=None)
     tcfg = TrainerConfig(**{**(trainer.__dict__ if trainer else {}), "check_val_every_n_epoch": cfg.val_every})
-    fit = make_trainer(tcfg, cfg.epochs, False, [best])
+    fit = make_trainer(tcfg, epochs or cfg.epochs, False, [best])
     fit.fit(model, TensorBatchLoader(x, y, cfg.batch_size, shuffle=True, seed=seed),
             TensorBatchLoader(*val, eval_batch_size(val[0])))
-    return model, best
+    return best
 
 
 def validation_score(synthetic: dict[str, torch.Tensor], network: str, val: tuple[torch.Tensor, torch.Tensor],

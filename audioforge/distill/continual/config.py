@@ -11,7 +11,6 @@ from audioforge.run import RunConfig
 from audioforge.tracking import TrackingConfig
 
 CORESET_MEMORIES = ("random", "herding")   # chosen among real clips inside the cell
-RULES = ("scratch",)
 
 
 @dataclass
@@ -36,6 +35,19 @@ class MemoryConfig:
 
 
 @dataclass
+class FinetuneConfig:
+    """The ``finetune`` rule (EEIL-style): distillation temperature and the balanced stage."""
+    temperature: float = 2.0             # EEIL's
+    balanced_epochs: int = 30            # EEIL's balanced fine-tuning; 0 skips it
+    balanced_lr_scale: float = 0.1       # its learning rate against ``train.lr`` (EEIL: 0.01 after 0.1)
+
+    def validate(self, path: str = "finetune") -> None:
+        if self.temperature <= 0 or self.balanced_epochs < 0 or self.balanced_lr_scale <= 0:
+            raise ConfigError(f"{path}: temperature and balanced_lr_scale must be > 0 and balanced_epochs >= 0, got "
+                              f"{self.temperature}, {self.balanced_lr_scale}, {self.balanced_epochs}")
+
+
+@dataclass
 class ContinualConfig(RunConfig):
     name: str = "continual"
     tracking: TrackingConfig = field(default_factory=lambda: TrackingConfig(experiment="audioforge-continual"))
@@ -45,8 +57,10 @@ class ContinualConfig(RunConfig):
     class_orders: list[list[int]] | None = None  # ... or these explicit orders (each a permutation of the classes)
     networks: list[str] = field(default_factory=lambda: ["convnet"])
     # scratch: at every step a fresh network trains on the memory and the new classes' clips (the
-    # dataset-condensation literature's protocol)
+    # dataset-condensation literature's protocol); finetune: EEIL-style, the previous step's network
+    # fine-tuned with a distillation loss, then a balanced stage (audioforge.distill.continual.rules)
     rule: str = "scratch"
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     memory: MemoryConfig = field(default_factory=MemoryConfig)
     # how each step's network trains: SGD, the epoch chosen on the validation clips of the classes
     # seen so far (never test), then test scored once on the classes seen so far
@@ -61,8 +75,11 @@ class ContinualConfig(RunConfig):
         super().validate(path)
         if self.steps < 1 or self.orders < 1 or self.jobs < 0:
             raise ConfigError(f"steps and orders must be >= 1 and jobs >= 0, got {self.steps}, {self.orders}, {self.jobs}")
+        from audioforge.distill.continual.rules import RULES
+
         if self.rule not in RULES:
             raise ConfigError(f"rule must be one of {', '.join(RULES)}, got {self.rule!r}")
+        self.finetune.validate()
         if not self.networks:
             raise ConfigError("networks must name at least one network")
         from lightning_modules.networks import NETWORKS

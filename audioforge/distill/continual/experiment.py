@@ -3,10 +3,11 @@
 The classes arrive in ``steps`` equal groups, in ``orders`` class orders.  A *cell* is one order x
 memory x network; it runs every step in turn:
 
-1. **train** (rule ``scratch``): a fresh network on the memory (``per_class`` examples of every
-   class of the earlier steps) plus every training clip of the step's new classes; SGD, the epoch
-   chosen on the validation clips of the classes seen so far; then the test clips of the classes
-   seen so far are scored once, the prediction taken among those classes only;
+1. **train** on the memory (``per_class`` examples of every class of the earlier steps) plus every
+   training clip of the step's new classes, by the ``rule`` (:mod:`audioforge.distill.continual.rules`:
+   ``scratch``, a fresh network; ``finetune``, EEIL-style from the previous step's network); SGD,
+   the epoch chosen on the validation clips of the classes seen so far; then the test clips of
+   the classes seen so far are scored once, the prediction taken among those classes only;
 2. **remember**: ``per_class`` examples of each of the step's classes join the memory
    (:mod:`audioforge.distill.continual.memory`: Random, Herding in the new network's embedding, or a set
    distilled from the step's classes alone).
@@ -14,8 +15,10 @@ memory x network; it runs every step in turn:
 No step sees a later class: its training clips, memory, validation and test hold only the classes
 seen so far, and the features are standardised with the first step's training clips.  Each cell
 runs in its own process (``jobs`` at a time) as a run nested under the command's MLflow run and
-writes every finished step to its folder, so a stopped command resumes at the first unfinished
-step of each cell.
+writes every finished step (and, under ``finetune``, its network) to its folder, so a stopped
+command resumes at the first unfinished step of each cell.  A learned memory depends on the step's
+classes, the cell's network and the distillation settings, never on the rule, so one already in a
+step's folder (``memory.pt``) is read back instead of distilled again.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import torch
 
 from audioforge.config import to_dict
 from audioforge.distill.continual.config import CORESET_MEMORIES, ContinualConfig
+from audioforge.distill.continual.rules import RULES, StepData, carries_weights, network_state
 from audioforge.distill.continual.steps import class_orders, split_steps
 from audioforge.errors import ConfigError
 from audioforge.processes import WorkerPool, progress
@@ -107,7 +111,6 @@ def run_cell(cfg: ContinualConfig, cell: Cell, folder: str, parent_id: str | Non
     import dataclasses
 
     from audioforge.distill.continual import memory as memories
-    from audioforge.distill.evaluate import train_student
     from audioforge.logs import setup_logging
     from audioforge.training import configure_threads
 
@@ -122,29 +125,34 @@ def run_cell(cfg: ContinualConfig, cell: Cell, folder: str, parent_id: str | Non
     augment = dataclasses.asdict(cfg.distill.augment)
     tags = {"audioforge.memory": cell.memory, "audioforge.network": cell.network,
             "audioforge.order": ",".join(map(str, cell.order)), "audioforge.dataset": cfg.data.dataset}
-    mem_x, mem_y, results = [], [], []
+    rule = RULES[cfg.rule]
+    x_all, _ = dm.tensors(dm.train_split)
+    empty_x, empty_y = x_all[:0], torch.zeros(0, dtype=torch.long)
+    mem_x, mem_y, results, previous = [], [], [], None
     with Run("continual", cell.name, out, cfg.tracking, tags, parent_id=parent_id) as run:
         for t, new in enumerate(steps):
             step_dir = out / f"step-{t}"
             seen = [c for s in steps[:t + 1] for c in s]
             last = t == len(steps) - 1
             done = step_dir / "result.json"
-            if done.is_file() and (last or (step_dir / "memory.pt").is_file()):
+            needed = [] if last else ["memory.pt"] + (["model.pt"] if carries_weights(cfg.rule) else [])
+            if done.is_file() and all((step_dir / f).is_file() for f in needed):
                 result = json.loads(done.read_text())
                 if not last:
                     saved = torch.load(step_dir / "memory.pt")
                     mem_x.append(saved["x"])
                     mem_y.append(saved["y"])
+                    if carries_weights(cfg.rule):
+                        previous = torch.load(step_dir / "model.pt")
                 results.append(result)
                 progress()
                 continue
             started = time.perf_counter()
             new_x, new_y = _select(dm, dm.train_split, new)
-            x = torch.cat([*mem_x, new_x])
-            y = torch.cat([*mem_y, new_y])
-            val = _select(dm, "val", seen)
-            model, best = train_student(cell.network, x, y, val, dm.num_classes, cfg.train, seed * 100 + t,
-                                        trainer=cfg.trainer, augment=augment)
+            data = StepData((torch.cat([empty_x, *mem_x]), torch.cat([empty_y, *mem_y])), (new_x, new_y),
+                            _select(dm, "val", seen), seen, new, seed * 100 + t)
+            model, best, info = rule(cfg, cell.network, dm.num_classes, data, previous, augment)
+            x, y = data.train
             train_seconds = time.perf_counter() - started
             test = seen_accuracy(model, *_select(dm, "test", seen), seen)  # scored once, after selection
             old = [c for c in seen if c not in new]
@@ -153,20 +161,26 @@ def run_cell(cfg: ContinualConfig, cell: Cell, folder: str, parent_id: str | Non
                       "val_acc": float(best.best_score), "best_epoch": best.best_epoch, "test_acc": test["acc"],
                       "test_acc_old": float(np.mean([test["per_class"][c] for c in old])) if old else None,
                       "test_acc_new": float(np.mean([test["per_class"][c] for c in new])),
-                      "train_seconds": train_seconds}
+                      "train_seconds": train_seconds} | info
             if not last:  # the memory of this step's classes, for the steps to come
                 started = time.perf_counter()
                 step_dir.mkdir(parents=True, exist_ok=True)
+                if carries_weights(cfg.rule):
+                    previous = network_state(model)
+                    torch.save(previous, step_dir / "model.pt")
                 if cell.memory in CORESET_MEMORIES:
                     model.net.eval()
                     idx = memories.coreset(cell.memory, new_x, new_y, new, cfg.memory.per_class, seed * 100 + t,
                                            embed=model.net.embed)
                     kept = {"x": new_x[idx].clone(), "y": new_y[idx].clone()}
+                elif (step_dir / "memory.pt").is_file():
+                    kept = torch.load(step_dir / "memory.pt")
                 else:
                     kept = memories.learned(cell.memory, cell.network, cfg.distill, dm, new, cfg.memory.per_class,
                                             seed * 100 + t, step_dir / "distill")
-                    result["memory_selection"] = kept.pop("selection")
                     kept.pop("lr", None)
+                if "selection" in kept:
+                    result["memory_selection"] = kept["selection"]
                 torch.save(kept, step_dir / "memory.pt")
                 mem_x.append(kept["x"])
                 mem_y.append(kept["y"])
@@ -242,6 +256,11 @@ def summarize(cfg: ContinualConfig, dm, cells: list[Cell], reports: dict[str, di
             "summary": summary, "cells": reports}
 
 
+RULE_TEXT = {"scratch": "a fresh network per step on memory plus the new classes' clips",
+             "finetune": "EEIL-style: the previous step's network fine-tuned on memory plus the new classes' clips "
+                         "with a distillation loss on the old classes, then a balanced stage"}
+
+
 def _pct(entry: dict[str, float]) -> str:
     return f"{100 * entry['mean']:.2f} ± {100 * entry['std']:.2f}"
 
@@ -250,8 +269,8 @@ def markdown(report: dict[str, Any]) -> list[str]:
     steps = report["steps"]
     lines = [f"# {report['name']}: class-incremental learning on {report['dataset']}", "",
              f"{len(report['orders'])} class orders, {steps} steps of {len(report['classes']) // steps} classes, "
-             f"memory of {report['per_class']} examples per old class, rule `{report['rule']}` (a fresh network per "
-             "step on memory plus the new classes' clips, epoch chosen on the seen classes' validation clips). "
+             f"memory of {report['per_class']} examples per old class, rule `{report['rule']}` "
+             f"({RULE_TEXT[report['rule']]}), epoch chosen on the seen classes' validation clips. "
              "Test accuracy (%) on all classes seen so far, mean ± std over orders.", "",
              "| memory | network | " + " | ".join(f"step {t + 1}" for t in range(steps)) + " | paper (final) |",
              "|---|---|" + "---|" * (steps + 1)]
@@ -269,7 +288,7 @@ def markdown(report: dict[str, Any]) -> list[str]:
             lines.append(f"| {memory} | {network} | " + " | ".join(_pct(s) for s in e["old"]) + " |")
     lines += ["", "Class orders: " + "; ".join(" ".join(map(str, o)) for o in report["orders"]) + ".",
               "The paper's column is its Table 4 (memory: DDFAD = mtt, EEIL = herding, Random); its protocol trains "
-              "EEIL-style, not from scratch.", ""]
+              "EEIL-style (rule `finetune`).", ""]
     return lines
 
 
