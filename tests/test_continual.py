@@ -16,7 +16,7 @@ from tests.commands import runs
 
 TINY = ["--preset", "quick", "--quiet", "steps=2", "orders=1", "memory.per_class=3", "train.epochs=2",
         "train.val_every=1", "train.batch_size=32", "distill.iterations=2", "distill.iterations_per_epoch=1",
-        "distill.network_kwargs.width=16", "distill.validation.epochs=2", "distill.validation.val_every=1",
+        "distill.validation.epochs=2", "distill.validation.val_every=1",
         "distill.buffer.experts=1", "distill.buffer.epochs=2", "distill.mtt.expert_epochs=1",
         "distill.mtt.max_start_epoch=1", "distill.mtt.syn_steps=2", "jobs=1"]
 
@@ -135,6 +135,8 @@ def test_continual_command_on_a_synthetic_tree(synthetic_fsdd, mlflow_store, tmp
     (["memory.methods=[herding, coreset]"], "unknown memory 'coreset'"),
     (["class_orders=[[0, 1, 2]]"], "class_orders\\[0\\] must be a permutation"),
     (["distill.mtt.max_start_epoch=5"], "must be <= buffer.epochs"),
+    (["rule=eeil"], "rule must be one of scratch, finetune"),
+    (["finetune.temperature=0"], "finetune: temperature and balanced_lr_scale must be > 0"),
 ])
 def test_bad_continual_input_fails_before_anything_is_recorded(synthetic_fsdd, mlflow_store, tmp_path, capsys,
                                                                 extra, message):
@@ -144,3 +146,103 @@ def test_bad_continual_input_fails_before_anything_is_recorded(synthetic_fsdd, m
     assert code == 2
     assert len(re.findall(message, capsys.readouterr().err)) == 1
     assert runs(mlflow_store, "synthetic-continual-bad") == [] and not (out / "cells").exists()
+
+
+def test_distillation_term_is_stationary_where_the_student_matches_its_teacher():
+    from lightning_modules.incremental import distillation_loss
+
+    teacher = torch.randn(8, 4)
+    student = teacher.clone().requires_grad_(True)
+    distillation_loss(student, teacher, 2.0).backward()
+    assert student.grad.abs().max() < 1e-6
+    moved = (teacher + torch.randn(8, 4)).requires_grad_(True)
+    distillation_loss(moved, teacher, 2.0).backward()
+    assert moved.grad.abs().max() > 1e-3
+
+
+def test_incremental_classifier_masks_unseen_classes_and_never_trains_its_teachers():
+    from audioforge.distill.evaluate import EvalConfig, fit_student
+    from lightning_modules.incremental import IncrementalClassifier
+    from lightning_modules.networks import build_network
+
+    torch.manual_seed(0)
+    teacher = build_network("convnet", (1, 8, 8), 6, width=8)
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    model = IncrementalClassifier("convnet", (1, 8, 8), 6, seen=[1, 4, 5], teachers=[(teacher, [1, 4])],
+                                  lr=0.05, optimizer="sgd", network_kwargs={"width": 8})
+    assert not {id(p) for p in teacher.parameters()} & {id(p) for p in model.parameters()}
+    x, y = torch.randn(30, 1, 8, 8), torch.tensor([1, 4, 5] * 10)
+    fit_student(model, x, y, (x, y), EvalConfig(epochs=2, batch_size=10, val_every=1), seed=0)
+    assert all(torch.equal(v, teacher.state_dict()[k]) for k, v in before.items())
+    logits = model(torch.randn(50, 1, 8, 8))
+    assert set(logits.argmax(1).tolist()) <= {1, 4, 5} and torch.isinf(logits[:, [0, 2, 3]]).all()
+    with pytest.raises(ValueError, match="outside the seen classes"):
+        IncrementalClassifier("convnet", (1, 8, 8), 6, seen=[1], teachers=[(teacher, [2])])
+
+
+def test_finetune_carries_each_steps_network_into_the_next_and_resumes(synthetic_fsdd, tmp_path, monkeypatch):
+    """Rule finetune, one random-memory cell: every later step starts from the previous step's
+    network (saved as model.pt), distils the old classes from a frozen copy of it, then fine-tunes
+    on a class-balanced set; a rerun trains nothing."""
+    from audioforge.distill import evaluate
+    from audioforge.distill.continual import experiment
+
+    cfg = tiny_config(synthetic_fsdd, tmp_path / "c", "steps=5", "memory.methods=[random]", "rule=finetune",
+                      "finetune.balanced_epochs=1")
+    fits = []
+    real_fit = evaluate.fit_student
+
+    def fit(model, x, y, val, *args, **kwargs):
+        fits.append({"start": {k: v.clone() for k, v in model.net.state_dict().items()}, "counts":
+                     torch.bincount(y, minlength=10), "teachers": [sorted(c.tolist()) for _, c in
+                                                               getattr(model, "teachers", [])]})
+        return real_fit(model, x, y, val, *args, **kwargs)
+
+    monkeypatch.setattr(evaluate, "fit_student", fit)
+    cell = experiment.plan(cfg, 10)[0]
+    folder = tmp_path / "cell"
+    report = experiment.run_cell(cfg, cell, str(folder), None)
+    order = list(cell.order)
+    assert len(fits) == 1 + 2 * 4  # step 1 from scratch, then fine-tuning and the balanced stage per step
+    assert fits[0]["teachers"] == []
+    for t in range(1, 5):
+        previous = torch.load(folder / f"step-{t - 1}" / "model.pt")
+        first, balanced = fits[2 * t - 1], fits[2 * t]
+        assert all(torch.equal(first["start"][k], v) for k, v in previous.items())
+        old, new = sorted(order[:2 * t]), sorted(order[2 * t:2 * t + 2])
+        assert first["teachers"] == [old] and balanced["teachers"] == [old, new]
+        seen = order[:2 * (t + 1)]
+        assert [int(balanced["counts"][c]) for c in seen] == [3] * len(seen)  # balanced: per_class of each
+        assert all(int(first["counts"][c]) > 3 for c in new)
+        assert isinstance(report["steps"][t]["balanced_kept"], bool)
+    assert not (folder / "step-4" / "model.pt").exists()  # the last step's network carries nowhere
+    fits.clear()
+    again = experiment.run_cell(cfg, cell, str(folder), None)
+    assert fits == [] and again["steps"] == report["steps"]
+    # a step whose network is missing trains again from its predecessor's network, and so does
+    # every step after it
+    (folder / "step-2" / "model.pt").unlink()
+    experiment.run_cell(cfg, cell, str(folder), None)
+    assert len(fits) == 3 * 2
+    assert all(torch.equal(fits[0]["start"][k], v) for k, v in torch.load(folder / "step-1" / "model.pt").items())
+
+
+def test_a_learned_memory_in_the_step_folder_is_read_back(synthetic_fsdd, tmp_path, monkeypatch):
+    from audioforge.distill.continual import experiment, memory
+
+    cfg = tiny_config(synthetic_fsdd, tmp_path / "c", "memory.methods=[mtt]")
+    cell = experiment.plan(cfg, 10)[0]
+    classes = list(cell.order[:5])
+    step = tmp_path / "cell" / "step-0"
+    step.mkdir(parents=True)
+    shape = cfg.data.load(cfg.features, 0).x.shape[1:]
+    saved = {"x": torch.randn(15, *shape), "y": torch.as_tensor(classes * 3), "selection": {"best_iteration": 7}}
+    torch.save(saved, step / "memory.pt")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("distilled again")
+
+    monkeypatch.setattr(memory, "learned", refuse)
+    report = experiment.run_cell(cfg, cell, str(tmp_path / "cell"), None)
+    assert report["steps"][0]["memory_selection"] == {"best_iteration": 7}
+    assert report["steps"][1]["memory_counts"] == {str(c): 3 for c in sorted(classes)}

@@ -128,7 +128,7 @@ def run_cell(cfg: ContinualConfig, cell: Cell, folder: str, parent_id: str | Non
     rule = RULES[cfg.rule]
     x_all, _ = dm.tensors(dm.train_split)
     empty_x, empty_y = x_all[:0], torch.zeros(0, dtype=torch.long)
-    mem_x, mem_y, results, previous = [], [], [], None
+    mem_x, mem_y, results, previous, rerun = [], [], [], None, False
     with Run("continual", cell.name, out, cfg.tracking, tags, parent_id=parent_id) as run:
         for t, new in enumerate(steps):
             step_dir = out / f"step-{t}"
@@ -136,7 +136,8 @@ def run_cell(cfg: ContinualConfig, cell: Cell, folder: str, parent_id: str | Non
             last = t == len(steps) - 1
             done = step_dir / "result.json"
             needed = [] if last else ["memory.pt"] + (["model.pt"] if carries_weights(cfg.rule) else [])
-            if done.is_file() and all((step_dir / f).is_file() for f in needed):
+            # a step reads back only while every step before it did: a step run again changes what follows
+            if not rerun and done.is_file() and all((step_dir / f).is_file() for f in needed):
                 result = json.loads(done.read_text())
                 if not last:
                     saved = torch.load(step_dir / "memory.pt")
@@ -147,6 +148,7 @@ def run_cell(cfg: ContinualConfig, cell: Cell, folder: str, parent_id: str | Non
                 results.append(result)
                 progress()
                 continue
+            rerun = True
             started = time.perf_counter()
             new_x, new_y = _select(dm, dm.train_split, new)
             data = StepData((torch.cat([empty_x, *mem_x]), torch.cat([empty_y, *mem_y])), (new_x, new_y),

@@ -35,11 +35,12 @@ def learned(method: str, network: str, distill, dm, classes: list[int], per_clas
             folder: Path) -> dict:
     """A set distilled by ``method`` from ``dm``'s clips of ``classes``; labels mapped back to the
     dataset's.  ``distill`` is a :class:`DistillConfig` whose method, CPC, network and seed are set
-    here; ``folder`` holds its checkpoints (a rerun resumes)."""
+    here, the network built as the cell trains it (default arguments); ``folder`` holds its
+    checkpoints (a rerun resumes)."""
     from audioforge.distill.experiment import distil
 
-    cfg = dataclasses.replace(distill, method=method, cpc=per_class, network=network, seeds=[seed], normalize=False,
-                              reconstruct=False, output_dir=str(folder))
+    cfg = dataclasses.replace(distill, method=method, cpc=per_class, network=network, network_kwargs={}, seeds=[seed],
+                              normalize=False, reconstruct=False, output_dir=str(folder))
     view = dm.subset_classes(classes)
     synthetic, selection = distil(cfg, view, folder, False)
     out = {"x": synthetic["x"].detach().clone(), "y": torch.as_tensor(classes)[synthetic["y"]],
