@@ -229,6 +229,37 @@ def test_unlearn_forgets_a_group_of_a_folder_dataset(fsdd_digit_folders, tmp_pat
     assert run.info.status == "FINISHED" and run.data.tags["audioforge.dataset"] == "folder"
 
 
+def test_unlearn_forgets_a_class_of_a_manifest_with_a_split_column(data_root, tmp_path, mlflow_store):
+    """A manifest of real FSDD clips (absolute paths) whose split column puts two speakers in
+    training, one in validation, one in test; forgetting class 3 takes its training clips out and
+    its clips out of validation and test.  Forgetting a group the split column put in test is refused."""
+    from tests.test_synthetic_data import UNLEARN_TINY
+
+    rows = ["path,label,group,split"]
+    for speaker, split in (("george", "train"), ("jackson", "train"), ("lucas", "val"), ("theo", "test")):
+        for digit in range(10):
+            for take in range(6):
+                rows.append(f"{data_root / 'fsdd' / 'recordings' / f'{digit}_{speaker}_{take}.wav'},{digit},{speaker},{split}")
+    manifest = tmp_path / "clips.csv"
+    manifest.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "unlearn"
+    common = ["unlearn", *UNLEARN_TINY, "--dataset", "manifest", "--data", str(tmp_path),
+              "data.options.path=clips.csv", f"tracking.store={mlflow_store}", "tracking.experiment=user-manifest"]
+    assert main([*common, "--output", str(out), "data.forget={kind: class, values: ['3']}"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["forget"] == {"dataset": "manifest", "set": "class 3"}
+    # 120 training clips, 12 of class 3; validation and test lose their 6 clips of class 3
+    assert report["split_sizes"] == {"test": 54, "excluded": 12, "val": 54, "retain_train": 108, "full_train": 120}
+    refused = tmp_path / "refused"
+    assert main([*common, "--output", str(refused), "data.forget={kind: group, values: [theo]}"]) == 3
+    assert not refused.exists()
+    from audioforge.tracking import Tracker, TrackingConfig
+
+    tracker = Tracker.open(TrackingConfig(store=str(mlflow_store), experiment="user-manifest"))
+    found = tracker.client.search_runs([tracker.experiment_id])
+    assert [r.info.status for r in found if r.data.tags.get("mlflow.parentRunId") is None] == ["FINISHED"]
+
+
 def test_parallel_streamed_extraction_equals_serial(tmp_path, monkeypatch, capfd):
     """Chunks decoded in worker processes land in order, equal to decoding here; the bar shows at INFO."""
     import logging
