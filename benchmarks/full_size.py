@@ -8,7 +8,9 @@ Each measurement runs in a fresh process (its own peak resident memory):
 - cold feature extraction (seconds, peak RSS, size of the features);
 - RAVDESS: one ConvNet training epoch on actors 1-18 and scoring actors 21-24, for the network
   widths and feature resolutions compared in ``docs/benchmarks.md``, with evaluation batches
-  bounded by input size (as the library does) and with the earlier fixed 1,024-clip batches.
+  bounded by input size (as the library does) and with the earlier fixed 1,024-clip batches;
+- UrbanSound8K: the first batches of a ConvNet epoch on the default training folds and scoring
+  the test fold: the training memory at the full count.
 
 ``python -m benchmarks.full_size [--data DIR] [--only ravdess|urbansound8k]``
 """
@@ -30,6 +32,7 @@ from benchmarks.common import REPO, data_root, quiet
 
 # (name, width, hop_length, frames): RAVDESS's default 64-band log-mel at hop 256 (219 frames, 3.5 s)
 # and at hop 512 (110 frames), ConvNet widths 128 (the default), 64 and 32
+US8K_TRAIN_BATCHES = 20   # memory is the same after a few batches; a whole CPU epoch takes long (the rate is printed)
 RAVDESS_CONFIGS = [("w128-hop256", 128, 256, 219), ("w64-hop256", 64, 256, 219), ("w128-hop512", 128, 512, 110),
                    ("w64-hop512", 64, 512, 110), ("w32-hop512", 32, 512, 110)]
 
@@ -80,19 +83,24 @@ def child(task: str, root: str, cache: str, *args: str) -> None:
     from audioforge.training import TrainerConfig, make_trainer
     from lightning_modules.classifier import ClassifierModule, predict_logits
 
-    width, hop, frames, eval_batch = int(args[0]), int(args[1]), int(args[2]), args[3]
-    dm = DatasetConfig(dataset="ravdess", root=root, cache_dir=cache).load(
-        {"hop_length": hop, "frames": frames}, seed=0, batch_size=32)
+    dataset, width, features, eval_batch = args[0], int(args[1]), json.loads(args[2]), args[3]
+    batches = int(args[4]) if len(args) > 4 else None   # a first part of the epoch (its memory is the epoch's)
+    dm = DatasetConfig(dataset=dataset, root=root, cache_dir=cache).load(features, seed=0, batch_size=32)
     base_mb = peak_mb()
     model = ClassifierModule("convnet", dm.input_shape, dm.num_classes, network_kwargs={"width": width})
     trainer = make_trainer(TrainerConfig(), 1, False, [], validate=False)
+    if batches:
+        import lightning.pytorch as pl
+
+        trainer = pl.Trainer(max_epochs=1, limit_train_batches=batches, limit_val_batches=0, logger=False,
+                             enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     t0 = time.perf_counter()
     trainer.fit(model, train_dataloaders=dm.train_dataloader())
     epoch = time.perf_counter() - t0
     x, _ = dm.tensors("test")
     t0 = time.perf_counter()
     predict_logits(model, x, None if eval_batch == "bounded" else int(eval_batch))
-    print(json.dumps({"train_clips": dm.split_size("train"), "epoch_seconds": epoch, "test_clips": len(x),
+    print(json.dumps({"train_clips": dm.split_size("train"), "epoch_seconds": epoch, "batches": batches, "test_clips": len(x),
                       "test_seconds": time.perf_counter() - t0, "data_peak_mb": base_mb, "peak_mb": peak_mb()}))
 
 
@@ -126,7 +134,8 @@ def main(argv: list[str] | None = None) -> dict:
             results["ravdess_extract"] = ex
             for name, width, hop, frames in RAVDESS_CONFIGS:
                 for batch in (["bounded", "1024"] if name == "w128-hop256" else ["bounded"]):
-                    r = in_child("epoch", root, cache, width, hop, frames, batch)
+                    r = in_child("epoch", root, cache, "ravdess", width,
+                                 json.dumps({"hop_length": hop, "frames": frames}), batch)
                     results[f"ravdess_{name}_{batch}"] = r
                     print(f"  ConvNet {name} (eval batches {batch}): epoch of {r['train_clips']} clips "
                           f"{r['epoch_seconds']:.1f} s (target 30), scoring {r['test_clips']} clips "
@@ -139,6 +148,12 @@ def main(argv: list[str] | None = None) -> dict:
                   f"{ex['peak_mb']:.0f} MB ({ex['imports_mb']:.0f} of them the libraries') for {ex['features_mb']:.0f} MB of features (target: within 2x "
                   f"features + model, 4 GB)", flush=True)
             results["urbansound8k_extract"] = ex
+            r = in_child("epoch", root, tmp / "cache-u", "urbansound8k", 128, "{}", "bounded", US8K_TRAIN_BATCHES)
+            results["urbansound8k_train"] = r
+            print(f"  ConvNet w128 on the default folds: {r['train_clips']} training clips, the first "
+                  f"{US8K_TRAIN_BATCHES} batches of 32 in {r['epoch_seconds']:.1f} s, scoring {r['test_clips']} "
+                  f"clips {r['test_seconds']:.1f} s, peak {r['peak_mb']:.0f} MB (data alone {r['data_peak_mb']:.0f})",
+                  flush=True)
     return results
 
 
