@@ -106,3 +106,17 @@ def test_every_preset_loads_and_a_section_may_start_from_a_preset():
     for kind, config in (("distill", DistillConfig), ("distill-table", TableConfig), ("unlearn", UnlearnConfig)):
         for path in sorted((REPO / "configs" / kind).glob("*.yaml")):
             load_config(config, [path], [])
+
+
+def test_application_presets_distill_with_the_reference_convnet():
+    """The applications' distillation sections start from the quick distill preset, which narrows
+    the ConvNet to width 64 for speed; their documented results used the reference width 128."""
+    from audioforge.distill.config import DistillConfig
+    from audioforge.distill.continual.config import ContinualConfig
+    from audioforge.distill.nas.config import NASConfig
+    from audioforge.distill.privacy.config import PrivacyConfig
+
+    assert load_config(DistillConfig, [REPO / "configs" / "distill" / "quick.yaml"], []).network_kwargs == {"width": 64}
+    for kind, config in (("continual", ContinualConfig), ("nas", NASConfig), ("privacy", PrivacyConfig)):
+        for path in sorted((REPO / "configs" / kind).glob("*.yaml")):
+            assert load_config(config, [path], []).distill.network_kwargs.get("width", 128) == 128, path
