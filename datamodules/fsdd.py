@@ -65,7 +65,7 @@ class FSDDDataModule(AudioDataModule):
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.download = download
         if not 0 < val_fraction < 1 or not 0 < test_fraction < 1 or val_fraction + test_fraction >= 1:
-            raise ConfigError("data.val_fraction and data.test_fraction must be in (0, 1) and sum below 1, "
+            raise ConfigError("data.options.val_fraction and test_fraction must be in (0, 1) and sum below 1, "
                               f"got {val_fraction} and {test_fraction}")
 
     def locate(self) -> Path:

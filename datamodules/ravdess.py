@@ -35,7 +35,7 @@ class RAVDESSDataModule(AudioDataModule):
         super().__init__(root, features=features or DEFAULT_FEATURES, **kwargs)
         self.val_actors, self.test_actors = list(val_actors), list(test_actors)
         if set(self.val_actors) & set(self.test_actors):
-            raise ConfigError(f"data.val_actors and data.test_actors overlap: {sorted(set(val_actors) & set(test_actors))}")
+            raise ConfigError(f"data.options.val_actors and test_actors overlap: {sorted(set(val_actors) & set(test_actors))}")
         self.merge_calm = merge_calm
         self.download = download
         self.class_names = [e for e in EMOTIONS if not (merge_calm and e == "calm")]
@@ -86,5 +86,5 @@ class RAVDESSDataModule(AudioDataModule):
         for name in ("train", "test"):
             if len(splits[name]) == 0:
                 raise DataError(f"RAVDESS split {name} has no clips: actors present are {present}; set "
-                                f"data.val_actors / data.test_actors")
+                                f"data.options.val_actors / test_actors to actors present")
         return splits

@@ -37,7 +37,7 @@ def room_split(labels: np.ndarray, groups: list[str], val_fraction: float, test_
                seed: int) -> dict[str, np.ndarray]:
     """Indices of train/val/test with every group (room) in exactly one split, per class."""
     if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
-        raise ConfigError(f"data.val_fraction and data.test_fraction must be in (0, 1) and sum below 1, got "
+        raise ConfigError(f"data.options.val_fraction and test_fraction must be in (0, 1) and sum below 1, got "
                           f"{val_fraction} and {test_fraction}")
     groups_arr = np.array(groups)
     rng = np.random.default_rng(seed)

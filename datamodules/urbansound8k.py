@@ -39,7 +39,7 @@ DEFAULT_FEATURES = FeatureSpec(kind="logmel", sample_rate=22050, n_fft=1024, hop
 def cv_split(fold: int) -> tuple[list[int], list[int], list[int]]:
     """(train, val, test) folds of cross-validation split ``fold`` (1..10)."""
     if not 1 <= fold <= 10:
-        raise ConfigError(f"data.cv_fold must be in 1..10, got {fold}")
+        raise ConfigError(f"data.options.cv_fold must be in 1..10, got {fold}")
     val = fold % 10 + 1
     return [f for f in range(1, 11) if f not in (fold, val)], [val], [fold]
 
@@ -57,7 +57,7 @@ class UrbanSound8KDataModule(AudioDataModule):
         self.folds = {"train": list(train_folds), "val": list(val_folds), "test": list(test_folds)}
         used = [f for fs in self.folds.values() for f in fs]
         if not self.folds["train"] or not self.folds["test"]:
-            raise ConfigError("data.train_folds and data.test_folds must name at least one fold each")
+            raise ConfigError("data.options.train_folds and test_folds must name at least one fold each")
         if len(used) != len(set(used)) or not all(1 <= f <= 10 for f in used):
             raise ConfigError(f"data folds must be distinct values in 1..10, got {self.folds}")
         self.allow_partial = allow_partial

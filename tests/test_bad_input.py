@@ -95,6 +95,22 @@ def test_bad_config_values(capsys, mlflow_store, data_root, args, message):
     check(capsys, mlflow_store, ["--data", str(data_root), *args], message)
 
 
+@pytest.mark.parametrize("args, message", [
+    (["unlearn", "data.val_fraction=0.95"], "data.val_fraction and data.test_fraction must be in"),
+    (["classify", "data.options.val_fraction=0.95"], "data.options.val_fraction and test_fraction must be in"),
+    (["classify", "--dataset", "ravdess", "data.options.val_actors=[1]", "data.options.test_actors=[1]"],
+     "data.options.val_actors and test_actors overlap"),
+    (["classify", "--dataset", "urbansound8k", "data.options.cv_fold=11"], "data.options.cv_fold must be in 1..10"),
+])
+def test_a_bad_value_is_named_by_the_key_that_sets_it(capsys, data_root, tmp_path, args, message):
+    """The key a message names is the one the command accepts (fractions are top-level keys of
+    unlearn's FSDD protocol and datamodule options everywhere else)."""
+    assert main([*args, "--quiet", "--data", str(data_root), "--output", str(tmp_path / "out"),
+                 "tracking.enabled=false"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "unknown config key" not in err
+
+
 def test_unknown_preset(capsys):
     assert main(["unlearn", "--preset", "nope"]) == 2
     assert "unknown preset 'nope'" in capsys.readouterr().err

@@ -47,6 +47,10 @@ class DataConfig(DatasetConfig):
             self.forget.validate(f"{path}.forget")
         if not 0 <= self.forget_holdout < 1:
             raise ConfigError(f"{path}.forget_holdout must be in [0, 1), got {self.forget_holdout}")
+        fractions = (self.val_fraction, self.test_fraction)
+        if self.dataset == "fsdd" and not (all(0 < f < 1 for f in fractions) and sum(fractions) < 1):
+            raise ConfigError(f"{path}.val_fraction and {path}.test_fraction must be in (0, 1) and sum below 1, "
+                              f"got {self.val_fraction} and {self.test_fraction}")
 
     def forget_set(self) -> ForgetSet:
         """The forget set in force: ``forget``, else FSDD's ``forget_speakers``."""
