@@ -6,8 +6,8 @@ the same file; each line carries the process id and is written with one ``O_APPE
 lines from several processes never interleave.  Unset (the default), announcing costs nothing.
 
 Events: ``command`` (a command started), ``workers`` (a pool started, with the worker pids),
-``task`` (a worker began a task), ``epoch`` (a training epoch began), ``report`` (a report is
-being written).
+``task`` (a worker began a task), ``trial`` (a sweep trial is running, its owner recorded),
+``epoch`` (a training epoch began), ``report`` (a report is being written).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
+from audioforge import events
 from audioforge.tracking import Tracker, maybe_run, owner_tags
 from audioforge.unlearning.base_models import BaseModelCache, base_model_key
 from audioforge.unlearning.protocol import Task, build_datamodule, run_task
@@ -44,6 +45,7 @@ class UnlearningObjective:
             raise optuna.TrialPruned(f"the study already has its {self.sweep.n_trials} trials complete or running")
         trial.set_user_attr("worker_pid", os.getpid())
         trial.set_user_attr("owner", owner_tags())
+        events.announce("trial", number=trial.number)
         values = suggest(trial, self.sweep.params)
         cfg, scheme = trial_config(self.sweep, values, self.base_dir)
         tags = {"audioforge.role": "trial", "optuna.trial": str(trial.number)}

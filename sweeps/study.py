@@ -102,7 +102,10 @@ def run_sweep(sweep: SweepConfig, base_dir: Path, progress: bool = True, parent_
             prepare_base_models(base_cfg, run.out_dir, run.tracker, run.id, sweep.workers)
         objective = UnlearningObjective(sweep, base_dir, run.out_dir, run.tracker, run.id)
         baseline = score_baseline(sweep, objective, study, base_dir, run.tracker, run.id)
-        run_workers(sweep, objective, study, progress)
+        try:
+            run_workers(sweep, objective, study, progress)
+        finally:  # a stop kills a worker that has not ended its trial within the grace period: end it here
+            fail_orphaned_trials(study)
         summary = finish(sweep, study, base_dir, run.out_dir, run.tracker, run.id)
         summary["baseline"] = baseline
         run.report(summary, markdown(summary))

@@ -132,7 +132,7 @@ def test_killed_sweep_resumes_without_losing_or_repeating_trials(synthetic_fsdd,
 def test_sigterm_stops_the_sweep_and_its_workers(synthetic_fsdd, mlflow_store, tmp_path):
     path = sweep_file(tmp_path, synthetic_fsdd, mlflow_store, "sigterm", n_trials=4)
     cmd = Command(["sweep", "--config", str(path), "--quiet"], tmp_path)
-    cmd.wait_for("epoch", in_worker=True)
+    cmd.wait_for("trial", in_worker=True)  # a trial running, its owner recorded
     workers = cmd.worker_pids()
     cmd.send(signal.SIGTERM)
     assert cmd.finish() == 130, cmd.stderr()
@@ -142,6 +142,22 @@ def test_sigterm_stops_the_sweep_and_its_workers(synthetic_fsdd, mlflow_store, t
     exp = client.get_experiment_by_name("sigterm")
     statuses = {r.data.tags.get("audioforge.role"): r.info.status for r in client.search_runs([exp.experiment_id])}
     assert statuses["study"] == "KILLED" and "RUNNING" not in statuses.values()
+
+
+def test_a_worker_killed_before_it_ends_its_trial_leaves_no_running_trial(synthetic_fsdd, mlflow_store, tmp_path):
+    """Workers frozen mid-trial cannot unwind when the stop reaches them, so the pool kills them
+    after its grace period; the command then fails their trials itself (what a loaded machine
+    produces when a worker is slower than the grace period)."""
+    path = sweep_file(tmp_path, synthetic_fsdd, mlflow_store, "frozen-stop", n_trials=4)
+    cmd = Command(["sweep", "--config", str(path), "--quiet"], tmp_path)
+    trial = cmd.wait_for("trial", in_worker=True)  # a trial running, its owner recorded
+    workers = cmd.worker_pids()
+    cmd.freeze(workers)  # (the study's storage is read only once they are dead: a frozen writer holds its lock)
+    cmd.send(signal.SIGTERM)
+    assert cmd.finish() == 130, cmd.stderr()
+    assert wait_gone(workers) == set()
+    after = {t.number: t.state for t in trials(tmp_path, "frozen-stop")}
+    assert after[trial["number"]] == TrialState.FAIL and TrialState.RUNNING not in after.values()
 
 
 @pytest.mark.parametrize("extra, message", [
