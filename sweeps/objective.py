@@ -39,12 +39,12 @@ class UnlearningObjective:
         self.tracker, self.parent_run_id = tracker, parent_run_id
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
+        trial.set_user_attr("owner", owner_tags())  # first: a stop fails an owned trial at once
+        trial.set_user_attr("worker_pid", os.getpid())
         if surplus(trial, self.sweep.n_trials):
             trial.set_user_attr("surplus", True)
             trial.study.stop()
             raise optuna.TrialPruned(f"the study already has its {self.sweep.n_trials} trials complete or running")
-        trial.set_user_attr("worker_pid", os.getpid())
-        trial.set_user_attr("owner", owner_tags())
         events.announce("trial", number=trial.number)
         values = suggest(trial, self.sweep.params)
         cfg, scheme = trial_config(self.sweep, values, self.base_dir)

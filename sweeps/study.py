@@ -7,6 +7,9 @@
   exactly ``n_trials`` unless a trial fails.  Two workers that finish at the same instant may
   both start one more: the later-numbered of those steps aside at once (PRUNED, user attribute
   ``surplus``; :func:`sweeps.objective.surplus`).
+- Stop: a worker that does not end its trial within the pool's grace period is killed, and the
+  command then fails that trial itself.  A worker killed in the instant between creating a trial
+  and recording itself as its owner leaves it RUNNING until the next run.
 - Resume: run the same command again.  A trial whose process died (no heartbeat for
   ``2 x heartbeat_seconds``) is marked FAIL, completed trials are kept, and the study goes on
   until ``n_trials`` are complete.  The study keeps one MLflow parent run across resumes.

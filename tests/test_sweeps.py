@@ -156,8 +156,11 @@ def test_a_worker_killed_before_it_ends_its_trial_leaves_no_running_trial(synthe
     cmd.send(signal.SIGTERM)
     assert cmd.finish() == 130, cmd.stderr()
     assert wait_gone(workers) == set()
-    after = {t.number: t.state for t in trials(tmp_path, "frozen-stop")}
-    assert after[trial["number"]] == TrialState.FAIL and TrialState.RUNNING not in after.values()
+    after = {t.number: t for t in trials(tmp_path, "frozen-stop")}
+    assert after[trial["number"]].state == TrialState.FAIL
+    # every trial with an owner is ended; only one whose worker was frozen in the instant between
+    # creating it and recording its owner may wait for the next run (the study module says so)
+    assert all("owner" not in t.user_attrs for t in after.values() if t.state == TrialState.RUNNING)
 
 
 @pytest.mark.parametrize("extra, message", [
