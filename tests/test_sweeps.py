@@ -150,11 +150,14 @@ def test_a_worker_killed_before_it_ends_its_trial_leaves_no_running_trial(synthe
     produces when a worker is slower than the grace period)."""
     path = sweep_file(tmp_path, synthetic_fsdd, mlflow_store, "frozen-stop", n_trials=4)
     cmd = Command(["sweep", "--config", str(path), "--quiet"], tmp_path)
-    trial = cmd.wait_for("trial", in_worker=True)  # a trial running, its owner recorded
-    workers = cmd.worker_pids()
-    cmd.freeze(workers)  # (the study's storage is read only once they are dead: a frozen writer holds its lock)
-    cmd.send(signal.SIGTERM)
-    assert cmd.finish() == 130, cmd.stderr()
+    try:
+        trial = cmd.wait_for("trial", in_worker=True)  # a trial running, its owner recorded
+        workers = cmd.worker_pids()
+        cmd.freeze(workers)  # (the study's storage is read only once they are dead: a frozen writer holds its lock)
+        cmd.send(signal.SIGTERM)
+    finally:
+        code = cmd.finish()  # whatever failed above, nothing is left running
+    assert code == 130, cmd.stderr()
     assert wait_gone(workers) == set()
     after = {t.number: t for t in trials(tmp_path, "frozen-stop")}
     assert after[trial["number"]].state == TrialState.FAIL
