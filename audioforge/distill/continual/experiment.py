@@ -126,8 +126,7 @@ def run_cell(cfg: ContinualConfig, cell: Cell, folder: str, parent_id: str | Non
     tags = {"audioforge.memory": cell.memory, "audioforge.network": cell.network,
             "audioforge.order": ",".join(map(str, cell.order)), "audioforge.dataset": cfg.data.dataset}
     rule = RULES[cfg.rule]
-    x_all, _ = dm.tensors(dm.train_split)
-    empty_x, empty_y = x_all[:0], torch.zeros(0, dtype=torch.long)
+    empty_x, empty_y = torch.empty((0, *dm.input_shape)), torch.zeros(0, dtype=torch.long)
     mem_x, mem_y, results, previous, rerun = [], [], [], None, False
     with Run("continual", cell.name, out, cfg.tracking, tags, parent_id=parent_id) as run:
         for t, new in enumerate(steps):

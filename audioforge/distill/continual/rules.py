@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Callable
 
 import lightning.pytorch as pl
@@ -41,7 +42,7 @@ class StepData:
     new_classes: list[int]
     seed: int
 
-    @property
+    @cached_property
     def train(self) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.cat([self.memory[0], self.new[0]]), torch.cat([self.memory[1], self.new[1]])
 
