@@ -88,12 +88,13 @@ def child(task: str, root: str, cache: str, *args: str) -> None:
     dm = DatasetConfig(dataset=dataset, root=root, cache_dir=cache).load(features, seed=0, batch_size=32)
     base_mb = peak_mb()
     model = ClassifierModule("convnet", dm.input_shape, dm.num_classes, network_kwargs={"width": width})
-    trainer = make_trainer(TrainerConfig(), 1, False, [], validate=False)
     if batches:
         import lightning.pytorch as pl
 
         trainer = pl.Trainer(max_epochs=1, limit_train_batches=batches, limit_val_batches=0, logger=False,
                              enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    else:
+        trainer = make_trainer(TrainerConfig(), 1, False, [], validate=False)
     t0 = time.perf_counter()
     trainer.fit(model, train_dataloaders=dm.train_dataloader())
     epoch = time.perf_counter() - t0

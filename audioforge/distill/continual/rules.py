@@ -57,7 +57,7 @@ Rule = Callable[..., tuple[ClassifierModule, BestWeights, dict]]
 def scratch(cfg, network: str, num_classes: int, data: StepData, previous: dict | None,
             augment: dict) -> tuple[ClassifierModule, BestWeights, dict]:
     model, best = evaluate.train_student(network, *data.train, data.val, num_classes, cfg.train, data.seed,
-                                trainer=cfg.trainer, augment=augment)
+                                         trainer=cfg.trainer, augment=augment)
     return model, best, {}
 
 
@@ -87,7 +87,8 @@ def finetune(cfg, network: str, num_classes: int, data: StepData, previous: dict
         return net
 
     pl.seed_everything(data.seed, verbose=False)
-    model = carried(previous, [(frozen(previous), old)], cfg.train.lr)
+    teacher = frozen(previous)  # the previous step's network, for both stages
+    model = carried(previous, [(teacher, old)], cfg.train.lr)
     best = evaluate.fit_student(model, x, y, data.val, cfg.train, data.seed, cfg.trainer)
     info = {"finetune_val_acc": float(best.best_score)}
     if not ft.balanced_epochs:
@@ -96,7 +97,7 @@ def finetune(cfg, network: str, num_classes: int, data: StepData, previous: dict
     bx = torch.cat([data.memory[0], data.new[0][picked]])
     by = torch.cat([data.memory[1], data.new[1][picked]])
     first = network_state(model)
-    balanced = carried(first, [(frozen(previous), old), (frozen(first), new)], cfg.train.lr * ft.balanced_lr_scale)
+    balanced = carried(first, [(teacher, old), (frozen(first), new)], cfg.train.lr * ft.balanced_lr_scale)
     tcfg = dataclasses.replace(cfg.train, val_every=min(cfg.train.val_every, ft.balanced_epochs))
     best_balanced = evaluate.fit_student(balanced, bx, by, data.val, tcfg, data.seed + 1, cfg.trainer, ft.balanced_epochs)
     info |= {"balanced_val_acc": float(best_balanced.best_score), "balanced_size": len(by)}
