@@ -77,7 +77,7 @@ def finetune(cfg, network: str, num_classes: int, data: StepData, previous: dict
         model = IncrementalClassifier(network, tuple(x.shape[1:]), num_classes, data.seen, teachers, ft.temperature,
                                       lr=lr, optimizer="sgd", momentum=cfg.train.momentum,
                                       weight_decay=cfg.train.weight_decay, augment=augment if cfg.train.augment else None,
-                                      seed=data.seed)
+                                      lr_decay_at=cfg.train.lr_decay_at, seed=data.seed)
         model.net.load_state_dict(state)
         return model
 
