@@ -71,4 +71,42 @@ def test_bench_bad_input_is_refused_before_anything_is_recorded(synthetic_fsdd, 
     assert "tuning.seeds: seed 0 is also a benchmark seed" in capsys.readouterr().err
     assert main([*common, "tuning.trials=2", "tuning.methods=[salun]"]) == 2
     assert "tuning.methods: 'salun' is not a benchmarked method" in capsys.readouterr().err
+    assert main([*common, "speakers=[]", "forgetting_quality.speaker=null"]) == 2
+    assert "speakers and forget_sets are both empty" in capsys.readouterr().err
+    assert main([*common, "forget_sets=[{kind: class, values: ['3']}, {kind: class, values: ['3']}]"]) == 2
+    assert "forget_sets: cell 'class-3' is named twice" in capsys.readouterr().err
+    assert main([*common, "forget_sets=[{kind: fraction, fraction: 1.5}]"]) == 2
+    assert "forget_sets.0.fraction must be in (0, 1)" in capsys.readouterr().err
+    assert main([*common, "forget_sets=[{kind: class, values: ['3']}, {kind: class, values: [eleven]}]"]) == 3
+    assert "has no class 'eleven'" in capsys.readouterr().err
+    assert main([*common, "speakers=[]", "forget_sets=[{kind: class, values: ['3']}]", "tuning.trials=2",
+                 "forgetting_quality.speaker=null"]) == 2
+    assert "tuning.trials: the studies tune on an FSDD speaker and the benchmark has none" in capsys.readouterr().err
     assert runs(mlflow_store, "bench-bad") == []
+    assert not (tmp_path / "b").exists()
+
+
+def test_bench_cells_beyond_speakers_forget_a_class_and_a_fraction_each_in_its_own_table(synthetic_fsdd, mlflow_store,
+                                                                                          tmp_path):
+    out = tmp_path / "bench"
+    args = ["unlearn-bench", *TINY, "--data", str(synthetic_fsdd), "--output", str(out),
+            f"tracking.store={mlflow_store}", "tracking.experiment=bench-sets", "speakers=[]",
+            "forgetting_quality.speaker=null", "forget_sets=[{kind: class, values: ['3']}, {kind: fraction, fraction: 0.2}]"]
+    assert main(args) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert "leaderboard" not in report and report["speakers"] == []
+    sets = report["forget_sets"]
+    assert list(sets) == ["class-3", "fraction-0.2"]
+    assert sets["class-3"]["forget_set"] == "class 3"
+    assert set(sets["fraction-0.2"]["leaderboard"]) == {"original", "gold", "base", "ssd"}
+    assert sets["class-3"]["leaderboard"]["base"]["avg_gap"]["n"] == 1  # one seed
+    cell = json.loads((out / "cells" / "class-3" / "report.json").read_text())
+    assert cell["metrics"]["gold"]["excluded"]["acc"]["values"] == [0.0]  # gold never saw a class 3 label
+    text = (out / "report.md").read_text()
+    assert "## Forgetting class 3 (cell class-3)" in text and "## Forgetting a random 20% of the training clips" in text
+    assert (out / "avg_gap_by_forget_set.png").is_file()
+    found = runs(mlflow_store, "bench-sets")
+    bench_run = next(r for r in found if r.data.tags.get("audioforge.command") == "unlearn-bench")
+    assert sorted(r.info.run_name for r in found if r.data.tags.get(PARENT_TAG) == bench_run.info.run_id) == \
+        ["class-3", "fraction-0.2"]
+    assert "class-3/base/avg_gap" in bench_run.data.metrics

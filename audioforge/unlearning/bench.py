@@ -1,9 +1,12 @@
-"""``audioforge unlearn-bench``: every method and scheme, on every forget speaker, over seeds, with
-forgetting quality from many models, as one resumable grid and one leaderboard.
+"""``audioforge unlearn-bench``: every method and scheme, on every forget speaker and any other
+forget sets, over seeds, with forgetting quality from many models, as one resumable grid and one
+leaderboard.
 
-A *cell* is one ``audioforge unlearn`` experiment forgetting one speaker (its original, gold,
+A *cell* is one ``audioforge unlearn`` experiment forgetting one forget set (its original, gold,
 schemes and methods for each seed; fits in parallel worker processes; a nested MLflow run under
-the benchmark's).  A cell whose ``report.json`` exists is read back, so a stopped benchmark
+the benchmark's): an FSDD speaker (``speakers``; the leaderboard rotates over them) or an entry
+of ``forget_sets`` (a class, a random fraction of the training clips, a group of any dataset:
+each reported in its own table).  A cell whose ``report.json`` exists is read back, so a stopped benchmark
 resumes at its first unfinished cell.  The forgetting-quality speaker's cell runs ``N`` seeds
 (``forgetting_quality.models``): ``N`` gold and ``N`` unlearned models per method, from which
 :mod:`audioforge.unlearning.forgetting` scores each method; the other cells run ``seeds``.
@@ -20,7 +23,8 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+import re
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -36,6 +40,7 @@ from audioforge.unlearning.forgetting import MIN_MODELS, forgetting_quality, log
 from audioforge.unlearning.likelihood_ratio import MIN_MODELS as LIRA_MIN_MODELS
 from audioforge.unlearning.likelihood_ratio import attack as lira_attack
 from audioforge.unlearning.methods import METHODS, VARIANT, method
+from datamodules.forget import ForgetSet
 
 log = logging.getLogger(__name__)
 SPLITS = {"forget": "excluded", "retain_train": "retain_train", "val": "val", "test": "test"}
@@ -82,7 +87,8 @@ class BenchConfig:
     unlearn_config: str = "configs/unlearn/paper.yaml"   # the protocol every cell runs
     unlearn_overrides: list[str] = field(default_factory=list)
     methods: dict[str, dict[str, Any]] | None = None     # null: every registered method, its defaults
-    speakers: list[str] | None = None                    # null: every speaker in the data
+    speakers: list[str] | None = None                    # FSDD: null = every speaker in the data; [] = none
+    forget_sets: list[ForgetSet] = field(default_factory=list)  # more cells: a class, a fraction, a group
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     forget_holdout: float = 0.2                          # same-speaker non-members for the attack
     forgetting_quality: ForgettingQualityConfig = field(default_factory=ForgettingQualityConfig)
@@ -97,6 +103,8 @@ class BenchConfig:
             raise ConfigError("seeds must hold at least one seed, all distinct")
         if self.jobs < 0:
             raise ConfigError(f"jobs must be >= 0, got {self.jobs}")
+        for i, forget in enumerate(self.forget_sets):
+            forget.validate(f"forget_sets.{i}")
         if self.tuning.trials:
             scored = set(self.seeds) | (set(range(self.forgetting_quality.models))
                                         if self.forgetting_quality.speaker is not None else set())
@@ -124,11 +132,34 @@ class BenchConfig:
         return list(self.tuning.methods)
 
 
-def cell_overrides(bench: BenchConfig, speaker: str, seeds: list[int]) -> list[str]:
-    """The unlearn-config overrides of a cell forgetting ``speaker`` over ``seeds``."""
-    overrides = [*bench.unlearn_overrides, f"data.forget_speakers=[{speaker}]", f"seeds={seeds}",
+@dataclass
+class Cell:
+    """One forget set of the grid: an FSDD speaker (``speaker`` set) or a ``forget_sets`` entry."""
+
+    name: str                  # its folder and nested MLflow run: speaker-george, class-3, fraction-0.1
+    forget: ForgetSet
+    speaker: str | None = None
+
+    @classmethod
+    def of_speaker(cls, speaker: str) -> Cell:
+        return cls(f"speaker-{speaker}", ForgetSet("group", [speaker]), speaker)
+
+    @classmethod
+    def of_forget_set(cls, forget: ForgetSet) -> Cell:
+        label = f"{forget.fraction:g}" if forget.kind == "fraction" else "+".join(map(str, forget.values))
+        return cls(f"{forget.kind}-{re.sub(r'[^A-Za-z0-9_.+-]', '_', label)}", forget)
+
+    def forget_override(self) -> str:
+        if self.speaker is not None:
+            return f"data.forget_speakers=[{self.speaker}]"
+        return override("data.forget", asdict(self.forget))
+
+
+def cell_overrides(bench: BenchConfig, cell: Cell, seeds: list[int]) -> list[str]:
+    """The unlearn-config overrides of ``cell`` over ``seeds``."""
+    overrides = [*bench.unlearn_overrides, cell.forget_override(), f"seeds={seeds}",
                  f"data.forget_holdout={bench.forget_holdout}", f"jobs={bench.jobs}",
-                 f"name=speaker-{speaker}", f"tracking.store={bench.tracking.store}",
+                 f"name={cell.name}", f"tracking.store={bench.tracking.store}",
                  f"tracking.experiment={bench.tracking.experiment}",
                  f"tracking.enabled={str(bench.tracking.enabled).lower()}"]
     if bench.tracking.uri:
@@ -140,22 +171,33 @@ def cell_overrides(bench: BenchConfig, speaker: str, seeds: list[int]) -> list[s
 
 def tuning_overrides(bench: BenchConfig, name: str, speaker: str) -> list[str]:
     """The unlearn-config overrides of method ``name``'s tuning trials (its benchmark settings as the start)."""
-    overrides = cell_overrides(bench, speaker, list(bench.tuning.seeds))
+    overrides = cell_overrides(bench, Cell.of_speaker(speaker), list(bench.tuning.seeds))
     return overrides + [override(f"methods.{name}.{k}", v) for k, v in bench.benchmarked_methods()[name].items()]
 
 
-def cell_configs(bench: BenchConfig, speakers: list[str], config_dir: Path) -> list[tuple[str, UnlearnConfig]]:
-    """One unlearn config per forget speaker (checked now: a bad key fails before anything runs)."""
+def cell_configs(bench: BenchConfig, cells: list[Cell], config_dir: Path) -> list[tuple[Cell, UnlearnConfig]]:
+    """One unlearn config per cell (checked now: a bad key fails before anything runs)."""
     methods = bench.benchmarked_methods()
     fq = bench.forgetting_quality
     out = []
-    for speaker in speakers:
-        seeds = sorted(set(bench.seeds) | set(range(fq.models))) if speaker == fq.speaker else list(bench.seeds)
-        cfg = load_config(UnlearnConfig, [beside(bench.unlearn_config, config_dir)], cell_overrides(bench, speaker, seeds))
+    for cell in cells:
+        fq_cell = cell.speaker is not None and cell.speaker == fq.speaker
+        seeds = sorted(set(bench.seeds) | set(range(fq.models))) if fq_cell else list(bench.seeds)
+        cfg = load_config(UnlearnConfig, [beside(bench.unlearn_config, config_dir)], cell_overrides(bench, cell, seeds))
         cfg.methods = dict(methods)
         cfg.validate()
-        out.append((speaker, cfg))
+        out.append((cell, cfg))
     return out
+
+
+def check_forget_sets(cells: list[tuple[Cell, UnlearnConfig]]) -> None:
+    """Each ``forget_sets`` cell's data carved once now, so a class, group or fraction the data
+    cannot give fails (naming it) before any cell runs."""
+    from audioforge.unlearning.protocol import build_datamodule
+
+    for cell, cfg in cells:
+        if cell.speaker is None:
+            build_datamodule(cfg, cfg.seeds[0]).setup()
 
 
 def all_speakers(cfg: UnlearnConfig) -> list[str]:
@@ -165,6 +207,29 @@ def all_speakers(cfg: UnlearnConfig) -> list[str]:
                         features=cfg.features, cache_dir=cfg.data.cache_dir)
     dm.prepare_data()
     return sorted({item.group for item in dm.items})
+
+
+def bench_cells(bench: BenchConfig, probe: UnlearnConfig) -> tuple[list[Cell], list[str]]:
+    """The grid's cells (speakers first) and the data's speakers (none off FSDD)."""
+    if probe.data.dataset == "fsdd":
+        available = all_speakers(probe)
+        speakers = available if bench.speakers is None else list(bench.speakers)
+    else:
+        if bench.speakers:
+            raise ConfigError(f"speakers: FSDD's speakers; on {probe.data.dataset} name the cells under forget_sets "
+                              "(e.g. forget_sets=[{kind: group, values: [...]}])")
+        available, speakers = [], []
+    unknown = [s for s in speakers if s not in available]
+    if unknown:
+        raise ConfigError(f"speakers: unknown speaker {unknown[0]!r} (the data has {', '.join(available)})")
+    cells = [Cell.of_speaker(s) for s in speakers] + [Cell.of_forget_set(f) for f in bench.forget_sets]
+    if not cells:
+        raise ConfigError("speakers and forget_sets are both empty: the benchmark has no cell to run")
+    names = [c.name for c in cells]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ConfigError(f"forget_sets: cell {twice[0]!r} is named twice (each forget set once)")
+    return cells, available
 
 
 # tune(method, unlearn config path, overrides, tuning, study folder, tracking, parent run id, progress) -> result
@@ -181,22 +246,23 @@ def run_bench(bench: BenchConfig, config_dir: Path, progress: bool = True,
 
     probe = load_config(UnlearnConfig, [beside(bench.unlearn_config, config_dir)],
                         [*bench.unlearn_overrides, *([f"data.root={bench.data_root}"] if bench.data_root else [])])
-    available = all_speakers(probe)
-    speakers = bench.speakers or available
-    unknown = [s for s in speakers if s not in available]
-    if unknown:
-        raise ConfigError(f"speakers: unknown speaker {unknown[0]!r} (the data has {', '.join(available)})")
+    cells, available = bench_cells(bench, probe)
+    speakers = [c.speaker for c in cells if c.speaker is not None]
     fq = bench.forgetting_quality
     if fq.speaker is not None and fq.speaker not in speakers:
         raise ConfigError(f"forgetting_quality.speaker {fq.speaker!r} is not among the benchmark's speakers "
                           f"({', '.join(speakers)})")
     tuned = bench.tuned_methods()
-    tuning_speaker = bench.tuning.speaker or fq.speaker or speakers[0]
+    tuning_speaker = bench.tuning.speaker or fq.speaker or (speakers[0] if speakers else None)
+    if tuned and tuning_speaker is None:
+        raise ConfigError("tuning.trials: the studies tune on an FSDD speaker and the benchmark has none "
+                          "(set tuning.trials=0, or add speakers)")
     if tuned and tuning_speaker not in available:
         raise ConfigError(f"tuning.speaker: unknown speaker {tuning_speaker!r} (the data has {', '.join(available)})")
     if tuned and tune is None:
         raise ConfigError("tuning.trials: this entry point runs no tuning studies (run `audioforge unlearn-bench`)")
-    cells = cell_configs(bench, speakers, config_dir)
+    cells = cell_configs(bench, cells, config_dir)
+    check_forget_sets(cells)
     unlearn_config = beside(bench.unlearn_config, config_dir)
     studies = {name: tuning_overrides(bench, name, tuning_speaker) for name in tuned}
     for name, overrides in studies.items():  # every search space checked before anything runs
@@ -211,19 +277,25 @@ def run_bench(bench: BenchConfig, config_dir: Path, progress: bool = True,
                 cfg.methods[f"{name}{VARIANT}{TUNED}"] = {**cfg.methods[name], **tuning[name]["params"]}
                 cfg.validate()
         reports = {}
-        for speaker, cfg in cells:
-            cfg.output_dir = str(run.out_dir / "cells" / f"speaker-{speaker}")
+        for cell, cfg in cells:
+            cfg.output_dir = str(run.out_dir / "cells" / cell.name)
             done = Path(cfg.output_dir) / "report.json"
             if done.is_file():
-                log.info("cell speaker-%s: reusing %s", speaker, done)
-                reports[speaker] = json.loads(done.read_text())
+                log.info("cell %s: reusing %s", cell.name, done)
+                reports[cell.name] = json.loads(done.read_text())
             else:
-                reports[speaker] = run_experiment(cfg, progress=progress, parent_id=run.id)[1]
-        report = leaderboard(bench, reports, {s: Path(c.output_dir) for s, c in cells})
+                reports[cell.name] = run_experiment(cfg, progress=progress, parent_id=run.id)[1]
+        by_speaker = {c.speaker: reports[c.name] for c, _ in cells if c.speaker is not None}
+        report = leaderboard(bench, by_speaker, {c.speaker: Path(cfg.output_dir) for c, cfg in cells if c.speaker})
+        report["forget_sets"] = {c.name: {"forget_set": c.forget.describe(), "seeds": list(bench.seeds),
+                                          "leaderboard": model_rows(bench, {c.name: reports[c.name]},
+                                                                    list(reports[c.name]["metrics"]))}
+                                 for c, _ in cells if c.speaker is None}
         if tuning:
-            report["tuning"] = tuning_table(bench, reports, tuning, tuning_speaker)
-        summary = {f"{m}/{k}": v["mean"] for m, row in report["leaderboard"].items() for k, v in row.items()
-                   if isinstance(v, dict) and v.get("mean") is not None}
+            report["tuning"] = tuning_table(bench, by_speaker, tuning, tuning_speaker)
+        tables = {"": report.get("leaderboard", {})} | {f"{c}/": t["leaderboard"] for c, t in report["forget_sets"].items()}
+        summary = {f"{prefix}{m}/{k}": v["mean"] for prefix, rows in tables.items() for m, row in rows.items()
+                   for k, v in row.items() if isinstance(v, dict) and v.get("mean") is not None}
         for m, v in report.get("forgetting_quality", {}).get("models", {}).items():
             summary |= {f"{m}/forgetting_quality": v["forgetting_quality"], f"{m}/lira_example_auc": v["lira"]["example_auc"],
                         f"{m}/lira_model_auc": v["lira"]["model_auc"]}
@@ -262,11 +334,13 @@ def model_rows(bench: BenchConfig, reports: dict[str, dict[str, Any]], models: l
 
 
 def leaderboard(bench: BenchConfig, reports: dict[str, dict[str, Any]], folders: dict[str, Path]) -> dict[str, Any]:
-    """Every model's row over speakers x the benchmark's seeds, and forgetting quality."""
+    """Every model's row over speakers x the benchmark's seeds, and forgetting quality (no
+    leaderboard when the benchmark has no speaker)."""
+    out: dict[str, Any] = {"name": bench.name, "speakers": list(reports), "seeds": list(bench.seeds)}
+    if not reports:
+        return out
     models = list(next(iter(reports.values()))["metrics"])
-    rows = model_rows(bench, reports, models)
-    out: dict[str, Any] = {"name": bench.name, "speakers": list(reports), "seeds": list(bench.seeds),
-                           "models": models, "leaderboard": rows}
+    out |= {"models": models, "leaderboard": model_rows(bench, reports, models)}
     fq = bench.forgetting_quality
     if fq.speaker is not None:
         out["forgetting_quality"] = forgetting_table(folders[fq.speaker], reports[fq.speaker], fq)
@@ -323,24 +397,33 @@ def _cell(entry: dict[str, Any] | None, digits: int = 3) -> str:
     return f"{entry['mean']:.{digits}f} ± {entry['std']:.{digits}f}"
 
 
-def markdown(report: dict[str, Any]) -> list[str]:
-    rows = report["leaderboard"]
-    fq = report.get("forgetting_quality", {})
-    lines = [f"# {report['name']}", "",
-             f"Forget speakers {', '.join(report['speakers'])}; seeds {report['seeds']} per speaker; mean ± std over "
-             "speakers x seeds. Gap: mean |accuracy - gold's| over forget, retain-train, validation and test. "
-             "Attack AUC: forget clips against held-out clips of the same speaker (the original's value is the "
-             "attack's power). Fixed configurations: nothing is selected here.", "",
-             "| model | forget F1 | test F1 | avg gap to gold | JS to gold | attack AUC | probe AUC | "
-             "forgetting quality | time / gold |", "|---|---|---|---|---|---|---|---|---|"]
+TABLE_HEAD = ["| model | forget F1 | test F1 | avg gap to gold | JS to gold | attack AUC | probe AUC | "
+              "forgetting quality | time / gold |", "|---|---|---|---|---|---|---|---|---|"]
+
+
+def table_lines(rows: dict[str, Any], quality: dict[str, Any]) -> list[str]:
+    """One leaderboard table: original and gold first, then by average gap to gold."""
+    lines = list(TABLE_HEAD)
     order = sorted(rows, key=lambda m: (m not in ("original", "gold"), rows[m].get("avg_gap", {}).get("mean") or 0))
     for model in order:
         r = rows[model]
-        quality = fq.get("models", {}).get(model, {}).get("forgetting_quality")
+        q = quality.get(model, {}).get("forgetting_quality")
         lines.append(f"| {model} | {_cell(r.get('forget_f1'))} | {_cell(r.get('test_f1'))} | {_cell(r.get('avg_gap'))} | "
                      f"{_cell(r.get('js_to_gold'), 4)} | {_cell(r.get('attack_auc_forget_vs_held_out'))} | "
-                     f"{_cell(r.get('probe_auc'))} | {'-' if quality is None else f'{quality:.3f}'} | "
+                     f"{_cell(r.get('probe_auc'))} | {'-' if q is None else f'{q:.3f}'} | "
                      f"{_cell(r.get('time_over_gold'))} |")
+    return lines
+
+
+def markdown(report: dict[str, Any]) -> list[str]:
+    fq = report.get("forgetting_quality", {})
+    lines = [f"# {report['name']}", ""]
+    if "leaderboard" in report:
+        lines += [f"Forget speakers {', '.join(report['speakers'])}; seeds {report['seeds']} per speaker; mean ± std "
+                  "over speakers x seeds. Gap: mean |accuracy - gold's| over forget, retain-train, validation and test. "
+                  "Attack AUC: forget clips against held-out clips of the same speaker (the original's value is the "
+                  "attack's power). Fixed configurations: nothing is selected here.", "",
+                  *table_lines(report["leaderboard"], fq.get("models", {}))]
     if fq:
         floor = fq.get("gold_vs_gold_half")
         lines += ["", f"Forgetting quality: speaker {fq['speaker']}, {fq['models_per_side']} gold and "
@@ -350,6 +433,11 @@ def markdown(report: dict[str, Any]) -> list[str]:
                   + (f" Gold against gold ({fq['models_per_side'] // 2} per side): "
                      f"{floor['forgetting_quality']:.3f}, the estimate's own noise at that size." if floor else "")]
         lines += lira_markdown(fq)
+    for name, entry in report.get("forget_sets", {}).items():
+        lines += ["", f"## Forgetting {entry['forget_set']} (cell {name})", "",
+                  f"Seeds {entry['seeds']}; mean ± std over seeds. Validation and test hold no clip of a forgotten "
+                  "group or class; the attack tells forget clips from held-out clips of the same forget set.", "",
+                  *table_lines(entry["leaderboard"], {})]
     if "tuning" in report:
         lines += tuning_markdown(report["tuning"])
     lines.append("")

@@ -12,9 +12,11 @@ BARS = {"avg_gap": "average |accuracy - gold| over 4 splits", "js_to_gold": "JS 
 
 
 def bench_plots(report: dict[str, Any], folder: Path) -> list[Path]:
+    files = forget_set_plot(report, folder)
+    if "leaderboard" not in report:
+        return files
     rows = report["leaderboard"]
     models = [m for m in rows if m != "gold"]
-    files = []
     fq = report.get("forgetting_quality", {}).get("models", {})
     if fq:
         fig, ax = plt.subplots(figsize=(6, 4))
@@ -34,3 +36,19 @@ def bench_plots(report: dict[str, Any], folder: Path) -> list[Path]:
             series = {label: ([rows[m][key]["mean"] for m in have], [rows[m][key]["std"] for m in have])}
             files.append(save(grouped_bars(have, series, label, label), folder / f"{key}.png"))
     return files
+
+
+def forget_set_plot(report: dict[str, Any], folder: Path) -> list[Path]:
+    """Average gap to gold per model, one series per kind of cell (the speakers, each forget set)."""
+    tables = {f"{name} ({t['forget_set']})": t["leaderboard"] for name, t in report.get("forget_sets", {}).items()}
+    if not tables:
+        return []
+    if "leaderboard" in report:
+        tables = {"speakers": report["leaderboard"]} | tables
+    models = [m for m in next(iter(tables.values())) if m != "gold"]
+    series = {label: ([rows[m]["avg_gap"]["mean"] for m in models], [rows[m]["avg_gap"]["std"] for m in models])
+              for label, rows in tables.items()}
+    fig = grouped_bars(models, series, BARS["avg_gap"], "average gap to gold by forget set")
+    fig.set_size_inches(max(6.0, 0.6 * len(models)), 3.6)
+    fig.axes[0].tick_params(axis="x", labelrotation=60)
+    return [save(fig, folder / "avg_gap_by_forget_set.png")]
