@@ -21,7 +21,8 @@ when its pool opened, as a spawned process would.  Guarantees:
   naming the task the dead worker ran and its exit code.
 - **Progress from workers**: :func:`progress` called inside a task reaches the ``progress``
   callback of the pool in the command's process (a progress bar), through a queue the workers
-  inherit.
+  inherit; a worker's current stage (:class:`Stage`: "mtt distillation 420/1000 iteration") reaches
+  its ``status`` callback as one line per busy worker (the bar's postfix).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ STOP_GRACE_SECONDS = 10.0
 _sink: Callable[[int], None] | None = None   # where progress(n) goes in this process
 _channel = None                              # in a worker: the queue to the command's process
 _task: str | None = None                     # in a worker: the task running now
+_stages: list["Stage"] = []                  # in a worker: the stages open now, innermost last
+STATUS_INTERVAL = 2.0                        # seconds between a stage's status lines
 
 
 def progress(n: int = 1) -> None:
@@ -55,6 +58,66 @@ def progress(n: int = 1) -> None:
         _sink(n)
     elif _channel is not None:
         _channel.put(("progress", n))
+
+
+def in_worker() -> bool:
+    """Whether this process is a pool's worker inside a task (its stages reach the pool's status line)."""
+    return _channel is not None and _task is not None
+
+
+def in_stage() -> bool:
+    """Whether a stage is open in this worker."""
+    return bool(_stages)
+
+
+def _format_seconds(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+class Stage:
+    """A stage of the task a worker runs, shown in the command's status line: ``update(n)`` as a
+    progress bar's; the innermost open stage is the one shown, at most every STATUS_INTERVAL
+    seconds (a display: nothing waits on it).  Outside a worker it shows nothing."""
+
+    def __init__(self, total: int | None, desc: str, unit: str):
+        self.total, self.desc, self.unit, self.n = total, desc, unit, 0
+        self._started = self._posted = time.monotonic()
+
+    def __enter__(self) -> "Stage":
+        _stages.append(self)
+        self._post(force=True)
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        if self in _stages:
+            _stages.remove(self)
+        if _stages:
+            _stages[-1]._post(force=True)
+        elif in_worker():  # between stages: the task alone
+            _channel.put(("status", os.getpid(), _task))
+        return False
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        self._post()
+
+    def line(self) -> str:
+        if not self.total:
+            return f"{self.desc} {self.n} {self.unit}"
+        text = f"{self.desc} {self.n}/{self.total} {self.unit}"
+        if 0 < self.n < self.total:
+            left = (time.monotonic() - self._started) / self.n * (self.total - self.n)
+            text += f" ({_format_seconds(left)} left)"
+        return text
+
+    def _post(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not in_worker() or not _stages or _stages[-1] is not self or (not force and now - self._posted < STATUS_INTERVAL):
+            return
+        self._posted = now
+        _channel.put(("status", os.getpid(), f"{_task}: {self.line()}"))
 
 
 def die_with_parent(parent_pid: int) -> None:
@@ -131,6 +194,8 @@ def _run_task(name: str, fn: Callable, args: tuple) -> Any:
                           f"KILLED, and running the command again resumes or restarts it") from None
     finally:
         _task = None
+        _stages.clear()
+        _channel.put(("status", os.getpid(), None))  # idle: off the status line
 
 
 def _quiet_stopped_manager(executor: ProcessPoolExecutor) -> None:
@@ -161,10 +226,13 @@ class WorkerPool:
     ``next()`` returns ``(key, result)`` of the next task to finish; ``map`` runs a batch in order.
     """
 
-    def __init__(self, jobs: int, progress: Callable[[int], None] | None = None, fresh_process: bool = False):
+    def __init__(self, jobs: int, progress: Callable[[int], None] | None = None, fresh_process: bool = False,
+                 status: Callable[[str], None] | None = None):
         self.jobs = max(1, jobs)
         self.inline = self.jobs == 1 and not fresh_process
         self.progress = progress
+        self.status = status                 # gets one line: each busy worker's innermost stage
+        self._status: dict[int, str] = {}    # worker pid -> its last stage line
         self.pending: dict[Future, Hashable] = {}
         self._executor: ProcessPoolExecutor | None = None
         self._channel = None
@@ -293,6 +361,16 @@ class WorkerPool:
                     self.progress(message[1])
             elif message[0] == "task":
                 self._running[message[2]] = message[1]
+            elif message[0] == "status":
+                self._show_status(message[1], message[2])
+
+    def _show_status(self, pid: int, line: str | None) -> None:
+        if line is None:
+            self._status.pop(pid, None)
+        else:
+            self._status[pid] = line
+        if self.status is not None:
+            self.status(" | ".join(self._status[p] for p in sorted(self._status)))
 
     def _death(self, key: str) -> str:
         time.sleep(0.2)  # let the progress thread take the last "task" messages

@@ -100,7 +100,7 @@ def make_trainer(cfg: TrainerConfig, max_epochs: int, logger: Any = False, callb
         max_epochs=max_epochs, accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy,
         precision=cfg.precision, num_nodes=cfg.num_nodes, deterministic=cfg.deterministic,
         sync_batchnorm=cfg.sync_batchnorm and cfg.distributed and cfg.accelerator != "cpu",
-        logger=logger, callbacks=[*callbacks, StopOnSignal(), AnnounceEpochs()],
+        logger=logger, callbacks=[*callbacks, StopOnSignal(), AnnounceEpochs(), StageEpochs()],
         enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
         enable_progress_bar=progress_bar, enable_model_summary=False, num_sanity_val_steps=0,
         limit_val_batches=None if validate else 0, check_val_every_n_epoch=cfg.check_val_every_n_epoch,
@@ -110,12 +110,40 @@ def make_trainer(cfg: TrainerConfig, max_epochs: int, logger: Any = False, callb
 
 def stage_bar(total: int, desc: str, unit: str):
     """A progress bar with the time left for one stage of a command (experts, distillation steps,
-    evaluation runs), on stderr; off under ``--quiet`` and in worker processes, which log quietly."""
+    evaluation runs), on stderr; off under ``--quiet``.  In a pool's worker the stage goes to the
+    command's status line instead (:class:`audioforge.processes.Stage`)."""
     from tqdm import tqdm
 
+    from audioforge import processes
     from audioforge.logs import progress_shown
 
+    if processes.in_worker():
+        return processes.Stage(total, desc, unit)
     return tqdm(total=total, desc=desc, unit=unit, disable=not progress_shown(), dynamic_ncols=True, leave=False)
+
+
+class StageEpochs(pl.Callback):
+    """In a pool's worker, a fit that runs inside no stage shows its epochs as one
+    (``training ClassifierModule 12/60 epoch``); elsewhere it does nothing."""
+
+    def __init__(self):
+        self._stage = None
+
+    def on_fit_start(self, trainer, pl_module):
+        from audioforge import processes
+
+        if trainer.is_global_zero and processes.in_worker() and not processes.in_stage():
+            self._stage = processes.Stage(trainer.max_epochs, f"training {type(pl_module).__name__}", "epoch")
+            self._stage.__enter__()
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if self._stage is not None:
+            self._stage.update(1)
+
+    def teardown(self, trainer, pl_module, stage):
+        if self._stage is not None:
+            self._stage.__exit__(None, None, None)
+            self._stage = None
 
 
 class StepProgress(pl.Callback):

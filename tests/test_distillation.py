@@ -428,3 +428,13 @@ def test_synthetic_validation_breaks_accuracy_ties_by_validation_loss():
         holder.x = torch.tensor(float(step))
         accuracy_only.check(step, holder)
     assert accuracy_only.best_iteration == 0
+
+
+def test_a_student_trained_for_fewer_epochs_than_val_every_is_still_validated():
+    """``val_every`` above the epochs validates at the last epoch (a run used to end with no score)."""
+    from audioforge.distill.evaluate import EvalConfig, train_student
+
+    x, y = torch.randn(20, 1, 20, 20), torch.arange(20) % 2
+    _, best = train_student("convnet", x, y, (x[:6], y[:6]), 2, EvalConfig(epochs=2, val_every=25, batch_size=10), 0,
+                            network_kwargs={"width": 8, "depth": 2})
+    assert best.best_score is not None and best.best_epoch == 1

@@ -65,3 +65,42 @@ def test_a_stopped_fresh_process_pool_with_queued_tasks_lets_the_command_exit(tm
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=HANG)
     assert done.returncode == 0 and done.stdout.strip() == "stopped", done.stderr
     assert "Traceback" not in done.stderr, done.stderr  # the stop is quiet
+
+
+def _staged(_):
+    """Two nested stages, then a fit inside no stage, then a fit inside one."""
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from audioforge.training import TrainerConfig, make_trainer, stage_bar
+    from lightning_modules.classifier import ClassifierModule
+
+    with stage_bar(2, "outer", "step") as outer:
+        with stage_bar(5, "inner", "it") as inner:
+            inner.update(5)
+        outer.update(1)
+    data = DataLoader(TensorDataset(torch.randn(8, 1, 20, 20), torch.arange(8) % 2), batch_size=4)
+
+    def fit():
+        model = ClassifierModule("unlearning_cnn", (1, 20, 20), 2)
+        make_trainer(TrainerConfig(accelerator="cpu", devices=1), 2, validate=False).fit(model, data)
+
+    fit()
+    with stage_bar(1, "wrapped", "fit"):
+        fit()
+    return type(outer).__name__
+
+
+def test_a_workers_stages_reach_the_status_line_innermost_first_and_leave_it_when_done():
+    lines = []
+    with WorkerPool(2, status=lines.append) as pool:
+        pool.submit("cell", _staged, 0)
+        _, kind = pool.next()
+    assert kind == "Stage"  # in a worker, a stage bar goes to the status line, not to a terminal bar
+    shown = [line for i, line in enumerate(lines) if i == 0 or line != lines[i - 1]]
+    assert shown[:5] == ["cell: outer 0/2 step", "cell: inner 0/5 it", "cell: outer 0/2 step", "cell",
+                         "cell: training ClassifierModule 0/2 epoch"]  # between stages: the task alone
+    assert "cell: wrapped 0/1 fit" in shown
+    after = shown[shown.index("cell: wrapped 0/1 fit"):]
+    assert not any("training" in line for line in after)  # a fit inside a stage leaves that stage shown
+    assert lines[-1] == ""  # the task ended: its worker is off the line

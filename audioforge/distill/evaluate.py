@@ -54,10 +54,12 @@ def fit_student(model: ClassifierModule, x: torch.Tensor, y: torch.Tensor, val: 
                 cfg: EvalConfig, seed: int, trainer: TrainerConfig | None = None,
                 epochs: int | None = None) -> BestWeights:
     """Train ``model`` on (x, y) for ``epochs`` (default ``cfg.epochs``) with validation every
-    ``cfg.val_every`` epochs; it ends with the weights of its best validation accuracy."""
+    ``cfg.val_every`` epochs (at least once: every ``epochs`` when fewer); it ends with the weights
+    of its best validation accuracy."""
     best = BestWeights("val/acc", "max", patience=None)
-    tcfg = TrainerConfig(**{**(trainer.__dict__ if trainer else {}), "check_val_every_n_epoch": cfg.val_every})
-    fit = make_trainer(tcfg, epochs or cfg.epochs, False, [best])
+    epochs = epochs or cfg.epochs
+    tcfg = TrainerConfig(**{**(trainer.__dict__ if trainer else {}), "check_val_every_n_epoch": min(cfg.val_every, epochs)})
+    fit = make_trainer(tcfg, epochs, False, [best])
     fit.fit(model, TensorBatchLoader(x, y, cfg.batch_size, shuffle=True, seed=seed),
             TensorBatchLoader(*val, eval_batch_size(val[0])))
     return best

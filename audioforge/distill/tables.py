@@ -26,10 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from audioforge.config import to_dict
 from audioforge.distill.config import DistillConfig
 from audioforge.errors import ConfigError, DataError
+from audioforge.logs import progress_shown
 from audioforge.processes import WorkerPool
 from audioforge.run import Run
 
@@ -174,12 +176,14 @@ def run_cells(todo: list[tuple[str, DistillConfig]], parent_id: str | None, jobs
         else:
             pending.append((cell, cfg))
     if pending and run_missing:
-        with WorkerPool(jobs, fresh_process=True) as pool:
+        bar = tqdm(total=len(pending), unit="cell", desc="table cells", disable=not progress_shown(), dynamic_ncols=True)
+        with bar, WorkerPool(jobs, fresh_process=True, status=bar.set_postfix_str) as pool:
             for cell, cfg in pending:
                 pool.submit(cell, _run_cell, cfg, parent_id)
             while pool.pending:
                 cell, report = pool.next()
                 results[cell] = report
+                bar.update(1)
     return {cell: results[cell] for cell, _ in todo if cell in results}
 
 

@@ -97,7 +97,7 @@ def run_tasks(cfg: UnlearnConfig, out_dir: Path, tracker: Tracker | None, seed_r
             on_seed_done(task.seed)
 
     with tqdm(total=total_epochs_of(cfg), unit="epoch", desc=cfg.name, disable=not progress,
-              dynamic_ncols=True) as bar, WorkerPool(worker_count(cfg), progress=bar.update) as pool:
+              dynamic_ncols=True) as bar, WorkerPool(worker_count(cfg), progress=bar.update, status=bar.set_postfix_str) as pool:
         while todo or pool.pending:
             while todo:
                 task = todo.popleft()

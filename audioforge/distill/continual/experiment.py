@@ -217,8 +217,8 @@ def run_continual(cfg: ContinualConfig, progress_bar: bool = True) -> tuple[Path
                 reports[cell.name] = json.loads(done.read_text())
             else:
                 todo.append(cell)
-        with tqdm(total=len(todo) * cfg.steps, unit="step", desc=cfg.name, disable=not progress_bar,
-                  dynamic_ncols=True) as bar, WorkerPool(cfg.jobs, progress=bar.update, fresh_process=True) as pool:
+        bar = tqdm(total=len(todo) * cfg.steps, unit="step", desc=cfg.name, disable=not progress_bar, dynamic_ncols=True)
+        with bar, WorkerPool(cfg.jobs, progress=bar.update, fresh_process=True, status=bar.set_postfix_str) as pool:
             for cell in todo:
                 pool.submit(cell.name, run_cell, cfg, cell, str(run.out_dir / "cells" / cell.name), run.id)
             while pool.pending:

@@ -98,8 +98,8 @@ def finetune(cfg, network: str, num_classes: int, data: StepData, previous: dict
     by = torch.cat([data.memory[1], data.new[1][picked]])
     first = network_state(model)
     balanced = carried(first, [(teacher, old), (frozen(first), new)], cfg.train.lr * ft.balanced_lr_scale)
-    tcfg = dataclasses.replace(cfg.train, val_every=min(cfg.train.val_every, ft.balanced_epochs))
-    best_balanced = evaluate.fit_student(balanced, bx, by, data.val, tcfg, data.seed + 1, cfg.trainer, ft.balanced_epochs)
+    best_balanced = evaluate.fit_student(balanced, bx, by, data.val, cfg.train, data.seed + 1, cfg.trainer,
+                                         ft.balanced_epochs)
     info |= {"balanced_val_acc": float(best_balanced.best_score), "balanced_size": len(by)}
     info["balanced_kept"] = bool(best_balanced.best_score >= best.best_score)
     return (balanced, best_balanced, info) if info["balanced_kept"] else (model, best, info)

@@ -144,7 +144,7 @@ def run_nas(cfg: NASConfig, progress_bar: bool = True) -> tuple[Path, dict[str, 
         # the sets first (their networks wait for them), then ground truths, widest networks first
         todo.sort(key=lambda ct: (ct[1] != GROUND_TRUTH, -_cost(ct[0])))
         with tqdm(total=len(todo_sets) + len(todo), unit="task", desc=cfg.name, disable=not progress_bar,
-                  dynamic_ncols=True) as bar, WorkerPool(cfg.jobs, progress=bar.update) as pool:
+                  dynamic_ncols=True) as bar, WorkerPool(cfg.jobs, progress=bar.update, status=bar.set_postfix_str) as pool:
             for proxy in todo_sets:
                 pool.submit(("set", proxy), build_set, cfg, proxy, str(out / "sets" / proxy))
 

@@ -182,7 +182,7 @@ def run_privacy(cfg: PrivacyConfig, progress_bar: bool = True) -> tuple[Path, di
                  "distilled": None if seeds is None else seeds.tolist()}
         results: list[dict[str, Any]] = []
         with tqdm(total=len(SOURCES) * cfg.models, unit="model", desc=cfg.name, disable=not progress_bar,
-                  dynamic_ncols=True) as bar, WorkerPool(cfg.jobs, progress=bar.update) as pool:
+                  dynamic_ncols=True) as bar, WorkerPool(cfg.jobs, progress=bar.update, status=bar.set_postfix_str) as pool:
             for source in SOURCES:
                 x, y, lr = sources[source]
                 for i in range(cfg.models):
