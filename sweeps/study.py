@@ -28,7 +28,9 @@ from typing import Any
 import optuna
 import yaml
 from optuna.trial import TrialState
+from tqdm import tqdm
 
+from audioforge import processes
 from audioforge.config import to_dict
 from audioforge.errors import ConfigError
 from audioforge.processes import WorkerPool
@@ -168,7 +170,8 @@ def run_workers(sweep: SweepConfig, objective: UnlearningObjective, study: optun
     if remaining <= 0:
         return
     workers = min(sweep.workers, remaining)
-    with WorkerPool(workers) as pool:
+    bar = tqdm(total=remaining, unit="trial", desc=sweep.name, disable=not verbose, dynamic_ncols=True)
+    with bar, WorkerPool(workers, progress=bar.update, status=bar.set_postfix_str) as pool:
         for i in range(workers):
             pool.submit(f"sweep worker {i}", optimize, sweep, objective, i, verbose)
         while pool.pending:
@@ -200,7 +203,13 @@ def optimize(sweep: SweepConfig, objective: UnlearningObjective, worker: int = 0
     stop = optuna.study.MaxTrialsCallback(sweep.n_trials, states=(TrialState.COMPLETE, TrialState.RUNNING))
     if completed(study) + len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))) >= sweep.n_trials:
         return
-    study.optimize(objective, callbacks=[stop], gc_after_trial=True)
+    study.optimize(objective, callbacks=[stop, count_completed], gc_after_trial=True)
+
+
+def count_completed(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """A completed trial advances the command's trial bar."""
+    if trial.state == TrialState.COMPLETE:
+        processes.progress(1)
 
 
 def best_trial(sweep: SweepConfig, study: optuna.Study) -> optuna.trial.FrozenTrial | None:

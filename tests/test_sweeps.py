@@ -54,7 +54,9 @@ def trials(tmp_path: Path, name: str) -> list[optuna.trial.FrozenTrial]:
 def test_two_workers_complete_the_study_and_the_best_config_runs(synthetic_fsdd, mlflow_store, tmp_path, capsys):
     path = sweep_file(tmp_path, synthetic_fsdd, mlflow_store, "two-workers")
     best = tmp_path / "best.yaml"
-    assert main(["sweep", "--config", str(path), "--quiet", "--export-best", str(best)]) == 0
+    assert main(["sweep", "--config", str(path), "--export-best", str(best)]) == 0
+    err = capsys.readouterr().err
+    assert "3/3 [" in err and "sweep worker" in err  # the trial bar, with each worker's stage on it
     done = [t for t in trials(tmp_path, "two-workers") if t.state == TrialState.COMPLETE]
     assert len(done) == 3
     assert len({t.user_attrs["worker_pid"] for t in done}) == 2  # both workers took trials
