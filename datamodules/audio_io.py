@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +16,13 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     and resample to ``sample_rate``.  Raises :class:`DataError` naming the file when it is missing,
     empty or cannot be decoded."""
     path = Path(path)
-    if not path.is_file():
+    try:
+        info = path.stat()
+    except OSError:
+        info = None
+    if info is None or not stat.S_ISREG(info.st_mode):
         raise DataError(f"audio file not found: {path}")
-    if path.stat().st_size == 0:
+    if info.st_size == 0:
         raise DataError(f"audio file is empty (0 bytes): {path}")
     try:
         audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
@@ -29,9 +34,11 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     if not np.isfinite(mono).all():
         raise DataError(f"audio file holds NaN or infinite samples: {path}")
     if sr != sample_rate:
-        import librosa
+        import soxr
 
-        mono = librosa.resample(mono, orig_sr=sr, target_sr=sample_rate, res_type="soxr_hq")
+        # librosa.resample(res_type="soxr_hq") without its per-call overhead; its output is this one
+        # plus, for some lengths, a trailing zero, which fit_length's zero padding makes the same
+        mono = soxr.resample(mono, sr, sample_rate, quality="soxr_hq")
     return np.ascontiguousarray(mono, dtype=np.float32)
 
 

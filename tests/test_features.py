@@ -24,6 +24,23 @@ def test_mfcc_matches_librosa_on_real_clips(data_root):
         np.testing.assert_allclose(feat[0].numpy(), ref, atol=1e-3 * np.abs(ref).max())
 
 
+def test_resampled_clips_are_librosas_soxr_hq_resampling(data_root):
+    """Decoding resamples as ``librosa.resample(res_type="soxr_hq")`` does, once cut or padded."""
+    import soundfile as sf
+
+    paths = [data_root / "fsdd" / "recordings" / "0_george_0.wav",
+             next((data_root / "ravdess").rglob("*.wav"), None), next((data_root / "urbansound8k").rglob("*.wav"), None)]
+    paths = [p for p in paths if p is not None]
+    for path in paths:
+        audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        for rate, length in ((8000, 6400), (16000, 56000), (22050, 30000)):
+            if rate == sr:
+                continue
+            ref = librosa.resample(audio.mean(axis=1), orig_sr=sr, target_sr=rate, res_type="soxr_hq")
+            for n in (length, len(ref)):
+                np.testing.assert_array_equal(fit_length(load_audio(path, rate), n), fit_length(ref, n))
+
+
 def test_pad_and_cut_to_twenty_frames():
     spec = FeatureSpec()
     short, long = np.random.default_rng(0).normal(size=(2, 20000)).astype(np.float32)
