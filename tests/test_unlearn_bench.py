@@ -102,6 +102,7 @@ def test_bench_cells_beyond_speakers_forget_a_class_and_a_fraction_each_in_its_o
     assert sets["class-3"]["leaderboard"]["base"]["avg_gap"]["n"] == 1  # one seed
     cell = json.loads((out / "cells" / "class-3" / "report.json").read_text())
     assert cell["metrics"]["gold"]["excluded"]["acc"]["values"] == [0.0]  # gold never saw a class 3 label
+    assert sets["class-3"]["leaderboard"]["gold"]["forget_acc"]["mean"] == 0.0
     text = (out / "report.md").read_text()
     assert "## Forgetting class 3 (cell class-3)" in text and "## Forgetting a random 20% of the training clips" in text
     assert (out / "avg_gap_by_forget_set.png").is_file()
