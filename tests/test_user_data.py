@@ -303,3 +303,25 @@ def test_distill_on_a_folder_and_its_validation_requirement(tmp_path, mlflow_sto
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     # 4 speakers x 12 clips: one whole speaker each for validation and test
     assert report["dataset"] == "folder" and report["split_sizes"] == {"train": 24, "val": 12, "test": 12}
+
+
+def test_unlearn_bench_runs_forget_set_cells_on_a_folder_dataset(fsdd_digit_folders, tmp_path, mlflow_store, capsys):
+    """The benchmark off FSDD: its cells come from ``forget_sets`` (a speaker group of a folder
+    dataset), and FSDD's ``speakers`` are refused there."""
+    tiny = ("[data.dataset=folder, 'data.options.group_pattern=^\\d_([a-z]+)_', original.epochs=2, gold.epochs=2, "
+            "'unlearning.schemes={base: []}', unlearning.phases.0.epochs=1, unlearning.phases.1.rounds=1, "
+            "unlearning.phases.2.epochs=1]")
+    out = tmp_path / "bench"
+    common = ["unlearn-bench", "--preset", "quick", "--quiet", "--data", str(fsdd_digit_folders), "seeds=[0]", "jobs=1",
+              "methods={ssd: {}}", f"unlearn_overrides={tiny}", "forgetting_quality.speaker=null", "speakers=null",
+              f"tracking.store={mlflow_store}", "tracking.experiment=user-bench", "--output", str(out)]
+    assert main([*common, "speakers=[george]"]) == 2
+    assert "speakers: FSDD's speakers; on folder name the cells under forget_sets" in capsys.readouterr().err
+    assert main(common) == 2
+    assert "the cells come from forget_sets alone" in capsys.readouterr().err
+    assert main([*common, "forget_sets=[{kind: group, values: [jackson]}]"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert list(report["forget_sets"]) == ["group-jackson"] and "leaderboard" not in report
+    cell = json.loads((out / "cells" / "group-jackson" / "report.json").read_text())
+    assert cell["forget"] == {"dataset": "folder", "set": "group jackson"}
+    assert cell["split_sizes"]["excluded"] + cell["split_sizes"]["excluded_held_out"] == 60  # all of jackson's clips

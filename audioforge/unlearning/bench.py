@@ -224,7 +224,9 @@ def bench_cells(bench: BenchConfig, probe: UnlearnConfig) -> tuple[list[Cell], l
         raise ConfigError(f"speakers: unknown speaker {unknown[0]!r} (the data has {', '.join(available)})")
     cells = [Cell.of_speaker(s) for s in speakers] + [Cell.of_forget_set(f) for f in bench.forget_sets]
     if not cells:
-        raise ConfigError("speakers and forget_sets are both empty: the benchmark has no cell to run")
+        raise ConfigError("speakers and forget_sets are both empty: the benchmark has no cell to run"
+                          + ("" if probe.data.dataset == "fsdd" else f" (on {probe.data.dataset} the cells come from "
+                                                                     "forget_sets alone)"))
     names = [c.name for c in cells]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
@@ -244,8 +246,10 @@ def run_bench(bench: BenchConfig, config_dir: Path, progress: bool = True,
     from audioforge.unlearning.experiment import run_experiment
     from audioforge.unlearning.plots import bench_plots
 
+    # the unlearn config's data section (a placeholder forget set lets any dataset's config load)
     probe = load_config(UnlearnConfig, [beside(bench.unlearn_config, config_dir)],
-                        [*bench.unlearn_overrides, *([f"data.root={bench.data_root}"] if bench.data_root else [])])
+                        [*bench.unlearn_overrides, *([f"data.root={bench.data_root}"] if bench.data_root else []),
+                         override("data.forget", asdict(ForgetSet("fraction")))])
     cells, available = bench_cells(bench, probe)
     speakers = [c.speaker for c in cells if c.speaker is not None]
     fq = bench.forgetting_quality
