@@ -114,7 +114,8 @@ class Stage:
 
     def _post(self, force: bool = False) -> None:
         now = time.monotonic()
-        if not in_worker() or not _stages or _stages[-1] is not self or (not force and now - self._posted < STATUS_INTERVAL):
+        shown = in_worker() and _stages and _stages[-1] is self
+        if not shown or (not force and now - self._posted < STATUS_INTERVAL):
             return
         self._posted = now
         _channel.put(("status", os.getpid(), f"{_task}: {self.line()}"))

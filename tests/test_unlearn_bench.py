@@ -91,7 +91,8 @@ def test_bench_cells_beyond_speakers_forget_a_class_and_a_fraction_each_in_its_o
     out = tmp_path / "bench"
     args = ["unlearn-bench", *TINY, "--data", str(synthetic_fsdd), "--output", str(out),
             f"tracking.store={mlflow_store}", "tracking.experiment=bench-sets", "speakers=[]",
-            "forgetting_quality.speaker=null", "forget_sets=[{kind: class, values: ['3']}, {kind: fraction, fraction: 0.2}]"]
+            "forgetting_quality.speaker=null",
+            "forget_sets=[{kind: class, values: ['3']}, {kind: fraction, fraction: 0.2}]"]
     assert main(args) == 0
     report = json.loads((out / "report.json").read_text())
     assert "leaderboard" not in report and report["speakers"] == []

@@ -176,7 +176,8 @@ def run_cells(todo: list[tuple[str, DistillConfig]], parent_id: str | None, jobs
         else:
             pending.append((cell, cfg))
     if pending and run_missing:
-        bar = tqdm(total=len(pending), unit="cell", desc="table cells", disable=not progress_shown(), dynamic_ncols=True)
+        bar = tqdm(total=len(pending), unit="cell", desc="table cells", disable=not progress_shown(),
+                   dynamic_ncols=True)
         with bar, WorkerPool(jobs, fresh_process=True, status=bar.set_postfix_str) as pool:
             for cell, cfg in pending:
                 pool.submit(cell, _run_cell, cfg, parent_id)

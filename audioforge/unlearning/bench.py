@@ -297,7 +297,8 @@ def run_bench(bench: BenchConfig, config_dir: Path, progress: bool = True,
                                  for c, _ in cells if c.speaker is None}
         if tuning:
             report["tuning"] = tuning_table(bench, by_speaker, tuning, tuning_speaker)
-        tables = {"": report.get("leaderboard", {})} | {f"{c}/": t["leaderboard"] for c, t in report["forget_sets"].items()}
+        tables = {"": report.get("leaderboard", {})} | {f"{c}/": t["leaderboard"]
+                                                         for c, t in report["forget_sets"].items()}
         summary = {f"{prefix}{m}/{k}": v["mean"] for prefix, rows in tables.items() for m, row in rows.items()
                    for k, v in row.items() if isinstance(v, dict) and v.get("mean") is not None}
         for m, v in report.get("forgetting_quality", {}).get("models", {}).items():
@@ -413,8 +414,8 @@ def table_lines(rows: dict[str, Any], quality: dict[str, Any]) -> list[str]:
     for model in order:
         r = rows[model]
         q = quality.get(model, {}).get("forgetting_quality")
-        lines.append(f"| {model} | {_cell(r.get('forget_acc'))} | {_cell(r.get('forget_f1'))} | {_cell(r.get('test_f1'))} | "
-                     f"{_cell(r.get('avg_gap'))} | "
+        lines.append(f"| {model} | {_cell(r.get('forget_acc'))} | {_cell(r.get('forget_f1'))} | "
+                     f"{_cell(r.get('test_f1'))} | {_cell(r.get('avg_gap'))} | "
                      f"{_cell(r.get('js_to_gold'), 4)} | {_cell(r.get('attack_auc_forget_vs_held_out'))} | "
                      f"{_cell(r.get('probe_auc'))} | {'-' if q is None else f'{q:.3f}'} | "
                      f"{_cell(r.get('time_over_gold'))} |")
