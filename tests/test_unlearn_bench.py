@@ -19,13 +19,23 @@ def test_bench_tunes_on_validation_runs_every_cell_reports_a_leaderboard_and_res
                                                                                      tmp_path):
     out = tmp_path / "bench"
     args = ["unlearn-bench", *TINY, "--data", str(synthetic_fsdd), "--output", str(out),
-            f"tracking.store={mlflow_store}", "tracking.experiment=bench", "tuning.trials=2", "tuning.seeds=[100]"]
+            f"tracking.store={mlflow_store}", "tracking.experiment=bench", "tuning.trials=2", "tuning.seeds=[100]",
+            "forget_sets=[{kind: class, values: ['3']}]"]
     assert main(args) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["speakers"] == ["george", "jackson"]
     rows = report["leaderboard"]
     assert set(rows) == {"original", "gold", "base", "ssd", "ssd-tuned"}
     assert rows["gold"]["avg_gap"]["mean"] == 0 and rows["base"]["avg_gap"]["n"] == 2  # 2 speakers x 1 seed
+    # a forget set beyond speakers: a cell of its own, in its own table, never in the speakers' rows
+    sets = report["forget_sets"]
+    assert list(sets) == ["class-3"] and sets["class-3"]["forget_set"] == "class 3"
+    assert set(sets["class-3"]["leaderboard"]) == set(rows) and sets["class-3"]["leaderboard"]["base"]["avg_gap"]["n"] == 1
+    cell = json.loads((out / "cells" / "class-3" / "report.json").read_text())
+    assert cell["metrics"]["gold"]["excluded"]["acc"]["values"] == [0.0]  # gold never saw a class 3 label
+    assert sets["class-3"]["leaderboard"]["gold"]["forget_acc"]["mean"] == 0.0
+    assert "## Forgetting class 3 (cell class-3)" in (out / "report.md").read_text()
+    assert (out / "avg_gap_by_forget_set.png").is_file()
     tuning = report["tuning"]
     chosen = tuning["methods"]["ssd"]
     assert tuning["speaker"] == "george" and chosen["trials"] == 2
@@ -48,7 +58,8 @@ def test_bench_tunes_on_validation_runs_every_cell_reports_a_leaderboard_and_res
     assert (out / "forgetting_vs_test.png").is_file() and (out / "avg_gap.png").is_file()
     bench_run = next(r for r in found if r.data.tags.get("audioforge.command") == "unlearn-bench")
     cells = [r for r in found if r.data.tags.get(PARENT_TAG) == bench_run.info.run_id]
-    assert sorted(r.info.run_name for r in cells) == ["speaker-george", "speaker-jackson", "tune-ssd"]
+    assert sorted(r.info.run_name for r in cells) == ["class-3", "speaker-george", "speaker-jackson", "tune-ssd"]
+    assert "class-3/base/avg_gap" in bench_run.data.metrics and "base/avg_gap" in bench_run.data.metrics
     assert {r.info.status for r in found} == {"FINISHED"}
     # a second call reuses both cells: one new run (the benchmark's), the same leaderboard
     assert main(args) == 0
@@ -85,30 +96,3 @@ def test_bench_bad_input_is_refused_before_anything_is_recorded(synthetic_fsdd, 
     assert runs(mlflow_store, "bench-bad") == []
     assert not (tmp_path / "b").exists()
 
-
-def test_bench_cells_beyond_speakers_forget_a_class_and_a_fraction_each_in_its_own_table(synthetic_fsdd, mlflow_store,
-                                                                                          tmp_path):
-    out = tmp_path / "bench"
-    args = ["unlearn-bench", *TINY, "--data", str(synthetic_fsdd), "--output", str(out),
-            f"tracking.store={mlflow_store}", "tracking.experiment=bench-sets", "speakers=[]",
-            "forgetting_quality.speaker=null",
-            "forget_sets=[{kind: class, values: ['3']}, {kind: fraction, fraction: 0.2}]"]
-    assert main(args) == 0
-    report = json.loads((out / "report.json").read_text())
-    assert "leaderboard" not in report and report["speakers"] == []
-    sets = report["forget_sets"]
-    assert list(sets) == ["class-3", "fraction-0.2"]
-    assert sets["class-3"]["forget_set"] == "class 3"
-    assert set(sets["fraction-0.2"]["leaderboard"]) == {"original", "gold", "base", "ssd"}
-    assert sets["class-3"]["leaderboard"]["base"]["avg_gap"]["n"] == 1  # one seed
-    cell = json.loads((out / "cells" / "class-3" / "report.json").read_text())
-    assert cell["metrics"]["gold"]["excluded"]["acc"]["values"] == [0.0]  # gold never saw a class 3 label
-    assert sets["class-3"]["leaderboard"]["gold"]["forget_acc"]["mean"] == 0.0
-    text = (out / "report.md").read_text()
-    assert "## Forgetting class 3 (cell class-3)" in text and "## Forgetting a random 20% of the training clips" in text
-    assert (out / "avg_gap_by_forget_set.png").is_file()
-    found = runs(mlflow_store, "bench-sets")
-    bench_run = next(r for r in found if r.data.tags.get("audioforge.command") == "unlearn-bench")
-    assert sorted(r.info.run_name for r in found if r.data.tags.get(PARENT_TAG) == bench_run.info.run_id) == \
-        ["class-3", "fraction-0.2"]
-    assert "class-3/base/avg_gap" in bench_run.data.metrics

@@ -319,9 +319,10 @@ def test_unlearn_bench_runs_forget_set_cells_on_a_folder_dataset(fsdd_digit_fold
     assert "speakers: FSDD's speakers; on folder name the cells under forget_sets" in capsys.readouterr().err
     assert main(common) == 2
     assert "the cells come from forget_sets alone" in capsys.readouterr().err
-    assert main([*common, "forget_sets=[{kind: group, values: [jackson]}]"]) == 0
+    assert main([*common, "forget_sets=[{kind: group, values: [jackson]}, {kind: fraction, fraction: 0.2}]"]) == 0
     report = json.loads((out / "report.json").read_text())
-    assert list(report["forget_sets"]) == ["group-jackson"] and "leaderboard" not in report
+    assert list(report["forget_sets"]) == ["group-jackson", "fraction-0.2"] and "leaderboard" not in report
+    assert "## Forgetting a random 20% of the training clips (cell fraction-0.2)" in (out / "report.md").read_text()
     cell = json.loads((out / "cells" / "group-jackson" / "report.json").read_text())
     assert cell["forget"] == {"dataset": "folder", "set": "group jackson"}
     assert cell["split_sizes"]["excluded"] + cell["split_sizes"]["excluded_held_out"] == 60  # all of jackson's clips
