@@ -19,6 +19,7 @@ import threading
 import lightning.pytorch as pl
 
 _received: int | None = None
+_deferred = False   # inside a section a stop must not cut: the request waits for its end
 
 
 def install() -> None:
@@ -32,7 +33,22 @@ def install() -> None:
 def _handle(signum, frame) -> None:
     global _received
     _received = signum
-    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+    if not _deferred:
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
+def defer() -> None:
+    """From now on a stop request is only remembered, until :func:`resume` (a section that must
+    complete once begun, e.g. creating a record and naming its owner)."""
+    global _deferred
+    _deferred = True
+
+
+def resume() -> None:
+    """End a :func:`defer` section: a stop requested inside it raises ``KeyboardInterrupt`` now."""
+    global _deferred
+    _deferred = False
+    check()
 
 
 def received() -> int | None:

@@ -10,7 +10,7 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from audioforge import events
+from audioforge import events, signals
 from audioforge.tracking import Tracker, maybe_run, owner_tags
 from audioforge.unlearning.base_models import BaseModelCache, base_model_key
 from audioforge.unlearning.protocol import Task, build_datamodule, run_task
@@ -40,6 +40,7 @@ class UnlearningObjective:
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         trial.set_user_attr("owner", owner_tags())  # first: a stop fails an owned trial at once
+        signals.resume()  # a stop that came since the trial was asked for ends it now, owned
         trial.set_user_attr("worker_pid", os.getpid())
         if surplus(trial, self.sweep.n_trials):
             trial.set_user_attr("surplus", True)

@@ -8,8 +8,10 @@
   both start one more: the later-numbered of those steps aside at once (PRUNED, user attribute
   ``surplus``; :func:`sweeps.objective.surplus`).
 - Stop: a worker that does not end its trial within the pool's grace period is killed, and the
-  command then fails that trial itself.  A worker killed in the instant between creating a trial
-  and recording itself as its owner leaves it RUNNING until the next run.
+  command then fails that trial itself.  A stop that reaches a worker between creating a trial and
+  recording itself as its owner waits until the owner is recorded (:func:`audioforge.signals.defer`),
+  so every trial a stop ends has an owner; only ``SIGKILL`` in that instant leaves one RUNNING until
+  the next run.
 - Resume: run the same command again.  A trial whose process died (no heartbeat for
   ``2 x heartbeat_seconds``) is marked FAIL, completed trials are kept, and the study goes on
   until ``n_trials`` are complete.  The study keeps one MLflow parent run across resumes.
@@ -30,7 +32,7 @@ import yaml
 from optuna.trial import TrialState
 from tqdm import tqdm
 
-from audioforge import processes
+from audioforge import processes, signals
 from audioforge.config import to_dict
 from audioforge.errors import ConfigError
 from audioforge.processes import WorkerPool
@@ -203,7 +205,17 @@ def optimize(sweep: SweepConfig, objective: UnlearningObjective, worker: int = 0
     stop = optuna.study.MaxTrialsCallback(sweep.n_trials, states=(TrialState.COMPLETE, TrialState.RUNNING))
     if completed(study) + len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))) >= sweep.n_trials:
         return
-    study.optimize(objective, callbacks=[stop, count_completed], gc_after_trial=True)
+    # from asking for a trial until its owner is recorded (first thing in the objective), a stop waits
+    signals.defer()
+    try:
+        study.optimize(objective, callbacks=[stop, count_completed, defer_stops], gc_after_trial=True)
+    finally:
+        signals.resume()
+
+
+def defer_stops(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """After a trial, until the next one records its owner, a stop waits."""
+    signals.defer()
 
 
 def count_completed(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:

@@ -128,3 +128,34 @@ def test_single_process_commands_stop_with_their_runs_killed(command, signum, sy
     assert cmd.finish() == 130, cmd.stderr()
     statuses = [r.info.status for r in runs(mlflow_store, f"stop-{command}")]
     assert statuses and set(statuses) == {"KILLED"}
+
+
+DEFERRED = """
+import os, signal, sys
+sys.path.insert(0, {repo!r})
+from audioforge import signals
+
+signals.install()
+signals.defer()
+os.kill(os.getpid(), signal.SIGTERM)  # delivered now, inside the section
+print("section finished", flush=True)
+try:
+    signals.resume()
+except KeyboardInterrupt as stop:
+    print("stopped at resume:", stop, flush=True)
+    sys.exit(130)
+"""
+
+
+def test_a_stop_inside_a_deferred_section_waits_for_its_end(tmp_path):
+    """A real SIGTERM inside ``signals.defer()`` is remembered, not raised; ``resume()`` raises it
+    (the sweep's workers defer from asking for a trial until its owner is recorded)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "deferred.py"
+    script.write_text(DEFERRED.format(repo=str(Path(__file__).resolve().parents[1])))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 130, done.stderr
+    assert done.stdout.splitlines() == ["section finished", "stopped at resume: signal SIGTERM"]
