@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -55,6 +59,44 @@ def test_buffer_layout_resume_and_mismatch(buffer):
     with pytest.raises(DataError, match="no expert buffer"):
         TrajectoryMatching("convnet", SHAPE, 3, torch.zeros(3, *SHAPE), torch.arange(3), str(buffer.folder / "none"),
                            network_kwargs=NET)
+
+
+HOLDER = """
+import fcntl, os, sys, time, torch
+from lightning_modules.distillation.expert_buffer import ExpertBuffer
+buffer, finish = ExpertBuffer(sys.argv[1]), sys.argv[2]
+lock = open(buffer.folder / "expert_000.lock", "a")
+fcntl.flock(lock, fcntl.LOCK_EX)
+print("held", flush=True)
+while not buffer.path(2).is_file():  # the other process has trained every expert it could take
+    time.sleep(0.02)
+if finish == "write":
+    buffer.save(0, torch.full((5, 3), 7.0))
+os._exit(0)  # dies holding the lock, which the system releases
+"""
+
+
+@pytest.mark.parametrize("finish", ["write", "die"])
+def test_two_processes_filling_one_buffer_never_train_an_expert_twice(tmp_path, finish):
+    """Another process holds expert 0: this one trains 1 and 2, then waits for 0 and takes it
+    only when the holder died without writing it."""
+    folder = tmp_path / "buffer"
+    folder.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder), finish], stdout=subprocess.PIPE, text=True,
+                              cwd=Path(__file__).resolve().parents[1])
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        x, y = clustered()
+        buf = ExpertBuffer(folder)
+        trained = train_experts(buf, "convnet", x, y, 3, experts=3, epochs=4, lr=0.05, batch_size=32, network_kwargs=NET)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert buf.available() == [0, 1, 2]
+    if finish == "write":
+        assert trained == [1, 2] and torch.equal(buf.load(0), torch.full((5, 3), 7.0))
+    else:
+        assert trained == [1, 2, 0] and buf.load(0).shape == buf.load(1).shape
 
 
 def test_matching_loss_goes_down_on_a_fixed_expert_and_gradients_reach_features_and_lr(buffer):

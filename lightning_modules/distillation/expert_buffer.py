@@ -8,10 +8,15 @@ A buffer is a folder::
 
 Experts are written one file each, atomically, so an interrupted ``buffer`` run resumes at the
 first missing expert, and distillation loads one expert at a time (memory: one trajectory).
+Processes that fill one buffer at once (the cells of a table on one split) share the work: a
+process trains an expert only while it holds that expert's lock (``expert_000.lock``, released
+when it finishes or dies), so no expert is trained twice.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 from pathlib import Path
@@ -48,7 +53,25 @@ class ExpertBuffer:
                                 f"use another buffer folder or delete this one")
             return
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.meta_path.write_text(json.dumps(meta, indent=2))
+        tmp = self.meta_path.with_suffix(f".{os.getpid()}.tmp")  # another process may be reading it
+        tmp.write_text(json.dumps(meta, indent=2))
+        os.replace(tmp, self.meta_path)
+
+    @contextlib.contextmanager
+    def claim(self, index: int, wait: bool):
+        """Hold expert ``index`` for training.  Yields True when this process holds it and the expert
+        is still missing; False when it has been written meanwhile; None when another process holds
+        it and ``wait`` is false.  With ``wait``, blocks until the holder finishes or dies."""
+        with open(self.folder / f"expert_{index:03d}.lock", "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield None
+                return
+            try:
+                yield not self.path(index).is_file()
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def available(self) -> list[int]:
         return sorted(int(p.stem.split("_")[1]) for p in self.folder.glob("expert_*.pt"))
