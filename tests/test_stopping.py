@@ -5,7 +5,9 @@ state the command announces (``$AUDIOFORGE_EVENTS``)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shlex
 import signal
 
 import pytest
@@ -98,9 +100,23 @@ def test_sigkill_of_distill_table_takes_its_cell_and_the_next_command_fails_its_
     left = {r.info.run_id for r in runs(mlflow_store, "kill-table") if r.info.status == "RUNNING"}
     assert len(left) == 2  # the table's run and its cell's
     # the next command: the same table, only assembling what is finished (nothing)
-    assert main([*table_args(synthetic_fsdd, mlflow_store, tmp_path / "table", "kill-table", 4), "run_missing=false"]) == 0
+    out = tmp_path / "table"
+    assert main([*table_args(synthetic_fsdd, mlflow_store, out, "kill-table", 4), "run_missing=false"]) == 0
     after = {r.info.run_id: r.info.status for r in runs(mlflow_store, "kill-table")}
     assert {after[r] for r in left} == {"FAILED"} and "RUNNING" not in after.values()
+    # the report names the missing cell and the command that fills it, which works from another folder
+    report = json.loads((out / "report.json").read_text())
+    assert report["not_run"]["cells"] == ["mtt-cpc2-convnet-fdmfcc"]
+    assert "**Not run: 1 of 1 cells** (mtt-cpc2-convnet-fdmfcc)" in (out / "report.md").read_text()
+    command = shlex.split(report["not_run"]["command"])
+    assert command[:2] == ["audioforge", "distill-table"]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    with contextlib.chdir(elsewhere):
+        assert main([*command[1:], "--quiet"]) == 0
+    assert (out / "cells" / "mtt-cpc2-convnet-fdmfcc" / "report.json").is_file()
+    assert "not_run" not in json.loads((out / "report.json").read_text())
+    assert "Not run" not in (out / "report.md").read_text() and not any(elsewhere.iterdir())
 
 
 @pytest.mark.parametrize("command, signum", [

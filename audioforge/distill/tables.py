@@ -196,12 +196,31 @@ def existing_set(path: str) -> dict[str, Any]:
     return json.loads(report.read_text()) | {"distilled": str(path)}
 
 
+def fill_command(cfg: TableConfig, out_dir: Path) -> str:
+    """Write the table's resolved config to ``<out_dir>/table.yaml`` (every cell run) and return the
+    command that fills the table's missing cells from it: finished cells are read back, so only
+    those not run yet train."""
+    import shlex
+
+    import yaml
+
+    data = to_dict(cfg) | {"output_dir": str(out_dir.resolve()), "run_missing": True}
+    paths = [(data["distill"]["data"], "root"), (data["distill"]["data"], "cache_dir"), (data["distill"]["tracking"], "store")]
+    for section, key in paths:  # the command works from any folder
+        if section.get(key) and "://" not in str(section[key]):
+            section[key] = str(Path(section[key]).resolve())
+    path = out_dir / "table.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return f"audioforge distill-table --config {shlex.quote(str(path))}"
+
+
 def run_table(cfg: TableConfig) -> tuple[Path, dict[str, Any]]:
     with Run("distill-table", cfg.name, cfg.output_dir, cfg.distill.tracking, {"audioforge.table": cfg.kind},
              to_dict(cfg)) as run:
         out_dir = run.out_dir
         rots = [Rotation()] if cfg.kind == "robustness" and cfg.sets else rotations(cfg)
         configs: dict[str, DistillConfig] = {}
+        not_run: list[str] = []
         if cfg.kind == "robustness" and cfg.sets:
             results = {Path(s).parent.name: existing_set(s) for s in cfg.sets}
         else:
@@ -210,10 +229,14 @@ def run_table(cfg: TableConfig) -> tuple[Path, dict[str, Any]]:
             for cell, cell_cfg in todo:
                 cell_cfg.output_dir = str(out_dir / "cells" / cell)
             configs = dict(todo)
+            fill = fill_command(cfg, out_dir)
             results = run_cells(todo, run.id, cfg.jobs, cfg.run_missing)
+            not_run = [cell for cell in configs if cell not in results]
         report: dict[str, Any] = {"name": cfg.name, "kind": cfg.kind, "protocol": cfg.protocol,
                                   "rotations": [{"test": r.test, "val": r.val} for r in rots if r.test],
                                   "cells": results}
+        if not_run:
+            report["not_run"] = {"cells": not_run, "command": fill}
         if cfg.kind == "table1" and cfg.whole_dataset:
             report["whole_dataset"] = whole_dataset(cfg, rots, out_dir / "whole")
         if cfg.kind == "robustness":
@@ -435,6 +458,10 @@ def markdown(out_dir: Path, cfg: TableConfig, report: dict[str, Any]) -> tuple[l
         ax.set_ylabel("test accuracy (%)")
         ax.legend(fontsize=7)
         plots.append(save(fig, out_dir / "robustness.png"))
+    if not_run := report.get("not_run"):
+        lines += ["", f"**Not run: {len(not_run['cells'])} of {len(not_run['cells']) + len(cells_)} cells** "
+                  f"({', '.join(not_run['cells'])}). `{not_run['command']}` runs only those (add "
+                  "`--accelerator gpu` for a GPU); the finished cells are read back."]
     lines += ["", "## Resources per cell", "", "| cell | device | distillation (s) | peak memory (MB) | peak GPU memory (MB) "
               "| evaluation (s) |", "|---|---|---|---|---|---|"]
     for cell, r in cells_.items():
