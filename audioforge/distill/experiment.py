@@ -104,7 +104,8 @@ def ensure_buffer(cfg: DistillConfig, dm: AudioDataModule, tracker: Tracker | No
             net.load_state_dict(FlatParams(net).unflatten(trajectory[-1]), strict=False)
             tracker.log_metrics(run_id, {"expert/val_acc": accuracy(net, *val), "expert/seconds": seconds}, step=index)
 
-    with stage_bar(cfg.buffer.experts, "expert buffer", "expert") as bar:
+    missing = cfg.buffer.experts - len([i for i in buffer.available() if i < cfg.buffer.experts])
+    with stage_bar(missing, "expert buffer", "expert") as bar:
         train_experts(buffer, cfg.network, x, y, dm.num_classes, cfg.buffer.experts, cfg.buffer.epochs, cfg.buffer.lr,
                       cfg.buffer.batch_size, cfg.seed, cfg.network_kwargs,
                       meta_extra={"data_key": dm.content_key, "features": dataclasses.asdict(dm.features),
