@@ -164,28 +164,27 @@ def _run_cell(cfg: DistillConfig, parent_id: str | None) -> dict[str, Any]:
     return run_distill(cfg, parent_id)[1]
 
 
-def run_cells(todo: list[tuple[str, DistillConfig]], parent_id: str | None, jobs: int,
-              run_missing: bool = True) -> dict[str, dict[str, Any]]:
-    """Each cell in a fresh process (``jobs`` at a time); a cell whose report exists is read back;
-    with ``run_missing=False`` cells without a report are left out."""
+def run_tasks(tasks: list[tuple[str, Path, Any, tuple]], jobs: int, run_missing: bool = True) -> dict[str, dict[str, Any]]:
+    """Each task ``(name, result_path, fn, args)`` in a fresh process (``jobs`` at a time), longest
+    first as listed; a task whose result file exists is read back; with ``run_missing=False`` tasks
+    without one are left out."""
     results, pending = {}, []
-    for cell, cfg in todo:
-        report_path = Path(cfg.output_dir) / "report.json"
-        if report_path.is_file():
-            results[cell] = json.loads(report_path.read_text())
+    for name, path, fn, args in tasks:
+        if path.is_file():
+            results[name] = json.loads(path.read_text())
         else:
-            pending.append((cell, cfg))
+            pending.append((name, fn, args))
     if pending and run_missing:
         bar = tqdm(total=len(pending), unit="cell", desc="table cells", disable=not progress_shown(),
                    dynamic_ncols=True)
         with bar, WorkerPool(jobs, fresh_process=True, status=bar.set_postfix_str) as pool:
-            for cell, cfg in pending:
-                pool.submit(cell, _run_cell, cfg, parent_id)
+            for name, fn, args in pending:
+                pool.submit(name, fn, *args)
             while pool.pending:
-                cell, report = pool.next()
-                results[cell] = report
+                name, result = pool.next()
+                results[name] = result
                 bar.update(1)
-    return {cell: results[cell] for cell, _ in todo if cell in results}
+    return {name: results[name] for name, *_ in tasks if name in results}
 
 
 def existing_set(path: str) -> dict[str, Any]:
@@ -230,15 +229,19 @@ def run_table(cfg: TableConfig) -> tuple[Path, dict[str, Any]]:
                 cell_cfg.output_dir = str(out_dir / "cells" / cell)
             configs = dict(todo)
             fill = fill_command(cfg, out_dir)
-            results = run_cells(todo, run.id, cfg.jobs, cfg.run_missing)
-            not_run = [cell for cell in configs if cell not in results]
+            # whole-data entries (the longest tasks) first, then the cells, all on one pool
+            whole = whole_tasks(cfg, rots, out_dir / "whole") if cfg.kind == "table1" and cfg.whole_dataset else []
+            tasks = whole + [(cell, Path(c.output_dir) / "report.json", _run_cell, (c, run.id)) for cell, c in todo]
+            done = run_tasks(tasks, cfg.jobs, cfg.run_missing)
+            results = {cell: done[cell] for cell in configs if cell in done}
+            not_run = [name for name, *_ in tasks if name not in done]
         report: dict[str, Any] = {"name": cfg.name, "kind": cfg.kind, "protocol": cfg.protocol,
                                   "rotations": [{"test": r.test, "val": r.val} for r in rots if r.test],
                                   "cells": results}
         if not_run:
             report["not_run"] = {"cells": not_run, "command": fill}
         if cfg.kind == "table1" and cfg.whole_dataset:
-            report["whole_dataset"] = whole_dataset(cfg, rots, out_dir / "whole")
+            report["whole_dataset"] = {name.removeprefix(WHOLE): done[name] for name, *_ in whole if name in done}
         if cfg.kind == "robustness":
             report["robustness"] = {cell: robustness(configs.get(cell, cfg.distill), r, cfg.noise_sigmas) for cell, r in results.items()}
         report["summary"] = summarize(cfg, rots, results, report.get("whole_dataset", {}))
@@ -247,36 +250,48 @@ def run_table(cfg: TableConfig) -> tuple[Path, dict[str, Any]]:
     return out_dir, report
 
 
-def whole_dataset(cfg: TableConfig, rots: list[Rotation], folder: Path) -> dict[str, dict]:
-    """Each network trained on the whole real training split (the tables' upper bound), per
-    rotation, and under the ``speaker`` protocol also on the paper split (so both are reported).
-    Each entry is written to ``folder`` when done and read back by a rerun."""
-    from audioforge.distill.evaluate import evaluate_set
-    from audioforge.distill.experiment import datamodule, real_split
+WHOLE = "whole-"
 
+
+def whole_tasks(cfg: TableConfig, rots: list[Rotation], folder: Path) -> list[tuple[str, Path, Any, tuple]]:
+    """Each network trained on the whole real training split (the tables' upper bound), per
+    rotation, and under the ``speaker`` protocol also on the paper split (so both are reported):
+    one task each (``whole-<network>-<feature>[-<speaker>][-paper]``), its result written to
+    ``folder`` and read back by a rerun."""
     folder.mkdir(parents=True, exist_ok=True)
     splits = [("", r) for r in rots] + ([("paper", Rotation())] if cfg.protocol == "speaker" else [])
-    out = {}
+    evaluation = dataclasses.replace(cfg.distill.eval, runs=cfg.whole_runs, epochs=cfg.whole_epochs,
+                                     batch_size=cfg.whole_batch_size, val_every=max(1, cfg.whole_epochs // 6))
+    tasks = []
     for feature in cfg.features:
         for tag, rotation in splits:
             dcfg = dataclasses.replace(cfg.distill, features={**cfg.distill.features, "kind": feature},
-                                       data=rotation.data(cfg.distill.data))
-            dm = None
+                                       data=rotation.data(cfg.distill.data), eval=evaluation)
             for network in cfg.networks:
                 key = f"{network}-{feature}{rotation.suffix}" + (f"-{tag}" if tag else "")
                 path = folder / f"{key}.json"
-                if not path.is_file():
-                    dm = dm or datamodule(dcfg)
-                    x, y = real_split(dm, "train")
-                    res = evaluate_set(network, {"x": x, "y": y}, real_split(dm, "val"), real_split(dm, "test"),
-                                       dm.num_classes, dataclasses.replace(dcfg.eval, runs=cfg.whole_runs,
-                                                                           epochs=cfg.whole_epochs,
-                                                                           batch_size=cfg.whole_batch_size,
-                                                                           val_every=max(1, cfg.whole_epochs // 6)),
-                                       dcfg.seed, augment=dataclasses.asdict(dcfg.augment))
-                    path.write_text(json.dumps(res, indent=2, default=float))
-                out[key] = json.loads(path.read_text())
-    return out
+                tasks.append((WHOLE + key, path, _whole_entry, (network, dcfg, path)))
+    return tasks
+
+
+def _whole_entry(network: str, cfg: DistillConfig, path: Path) -> dict[str, Any]:
+    """One whole-data entry: ``cfg.eval`` networks trained on the whole training split, the
+    epoch chosen on validation, test scored once; written to ``path``."""
+    from audioforge.distill.evaluate import evaluate_set
+    from audioforge.distill.experiment import datamodule, real_split
+    from audioforge.logs import setup_logging
+    from audioforge.training import configure_threads
+
+    setup_logging(quiet=True)
+    configure_threads(cfg.trainer)
+    dm = datamodule(cfg)
+    x, y = real_split(dm, "train")
+    res = evaluate_set(network, {"x": x, "y": y}, real_split(dm, "val"), real_split(dm, "test"), dm.num_classes,
+                       cfg.eval, cfg.seed, augment=dataclasses.asdict(cfg.augment))
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(res, indent=2, default=float))
+    tmp.replace(path)
+    return json.loads(path.read_text())
 
 
 def combine(entries: list[dict | None]) -> dict | None:
