@@ -34,9 +34,10 @@ import signal
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Callable, Hashable, Iterable
+from typing import Any, Callable, Hashable, Iterable, Iterator
 
 from audioforge import events, signals
 from audioforge.forkserver import context
@@ -46,6 +47,7 @@ PR_SET_PDEATHSIG = 1
 STOP_GRACE_SECONDS = 10.0
 
 _sink: Callable[[int], None] | None = None   # where progress(n) goes in this process
+_muted = 0                                   # open muted() blocks: progress(n) reports nothing
 _channel = None                              # in a worker: the queue to the command's process
 _task: str | None = None                     # in a worker: the task running now
 _stages: list["Stage"] = []                  # in a worker: the stages open now, innermost last
@@ -54,10 +56,24 @@ STATUS_INTERVAL = 2.0                        # seconds between a stage's status 
 
 def progress(n: int = 1) -> None:
     """Report ``n`` units of work done to the progress callback of the running pool (if any)."""
+    if _muted:
+        return
     if _sink is not None:  # a pool opened in this process (inline, or nested inside a worker)
         _sink(n)
     elif _channel is not None:
         _channel.put(("progress", n))
+
+
+@contextmanager
+def muted() -> Iterator[None]:
+    """Inside the block :func:`progress` reports nothing: for work whose units are not the pool's
+    (a sweep trial's epochs, while the pool's bar counts trials)."""
+    global _muted
+    _muted += 1
+    try:
+        yield
+    finally:
+        _muted -= 1
 
 
 def in_worker() -> bool:

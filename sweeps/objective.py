@@ -10,7 +10,7 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from audioforge import events, signals
+from audioforge import events, processes, signals
 from audioforge.tracking import Tracker, maybe_run, owner_tags
 from audioforge.unlearning.base_models import BaseModelCache, base_model_key
 from audioforge.unlearning.protocol import Task, build_datamodule, run_task
@@ -82,7 +82,8 @@ class UnlearningObjective:
                 from optuna_integration import PyTorchLightningPruningCallback
 
                 callbacks.append(PyTorchLightningPruningCallback(trial, monitor=PRUNE_MONITOR))
-            entry = run_task(cfg, Task(seed, scheme), str(folder), self.tracker, run_id, callbacks=callbacks)
+            with processes.muted():  # the sweep's bar counts trials, not a trial's epochs
+                entry = run_task(cfg, Task(seed, scheme), str(folder), self.tracker, run_id, callbacks=callbacks)
             f1 = {split: entry["metrics"][split]["f1"] for split in ("excluded", "val")}
             gold_f1 = {split: gold["metrics"][split]["f1"] for split in ("excluded", "val")}
             gaps["excluded_gap"].append(abs(f1["excluded"] - gold_f1["excluded"]))
