@@ -70,8 +70,8 @@ def test_bench_tunes_on_validation_runs_every_cell_reports_a_leaderboard_and_res
 def test_bench_bad_input_is_refused_before_anything_is_recorded(synthetic_fsdd, mlflow_store, tmp_path, capsys):
     common = ["unlearn-bench", *TINY, "--data", str(synthetic_fsdd), "--output", str(tmp_path / "b"),
               f"tracking.store={mlflow_store}", "tracking.experiment=bench-bad"]
-    assert main([*common, "forgetting_quality.speaker=theo"]) == 2
-    assert "forgetting_quality.speaker 'theo' is not among the benchmark's speakers" in capsys.readouterr().err
+    assert main([*common, "forgetting_quality.cell=theo"]) == 2
+    assert "forgetting_quality.cell 'theo' is not among the benchmark's cells (speaker-george, speaker-jackson" in capsys.readouterr().err
     assert main([*common, "forgetting_quality.models=3"]) == 2
     assert "forgetting_quality.models must be >= 4" in capsys.readouterr().err
     assert main([*common, "speakers=[george, bob]"]) == 2
@@ -82,7 +82,7 @@ def test_bench_bad_input_is_refused_before_anything_is_recorded(synthetic_fsdd, 
     assert "tuning.seeds: seed 0 is also a benchmark seed" in capsys.readouterr().err
     assert main([*common, "tuning.trials=2", "tuning.methods=[salun]"]) == 2
     assert "tuning.methods: 'salun' is not a benchmarked method" in capsys.readouterr().err
-    assert main([*common, "speakers=[]", "forgetting_quality.speaker=null"]) == 2
+    assert main([*common, "speakers=[]", "forgetting_quality.cell=null"]) == 2
     assert "speakers and forget_sets are both empty" in capsys.readouterr().err
     assert main([*common, "forget_sets=[{kind: class, values: ['3']}, {kind: class, values: ['3']}]"]) == 2
     assert "forget_sets: cell 'class-3' is named twice" in capsys.readouterr().err
@@ -91,7 +91,7 @@ def test_bench_bad_input_is_refused_before_anything_is_recorded(synthetic_fsdd, 
     assert main([*common, "forget_sets=[{kind: class, values: ['3']}, {kind: class, values: [eleven]}]"]) == 3
     assert "has no class 'eleven'" in capsys.readouterr().err
     assert main([*common, "speakers=[]", "forget_sets=[{kind: class, values: ['3']}]", "tuning.trials=2",
-                 "forgetting_quality.speaker=null"]) == 2
+                 "forgetting_quality.cell=null"]) == 2
     assert "tuning.trials: the studies tune on an FSDD speaker and the benchmark has none" in capsys.readouterr().err
     assert runs(mlflow_store, "bench-bad") == []
     assert not (tmp_path / "b").exists()

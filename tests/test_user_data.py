@@ -18,6 +18,7 @@ from audioforge.cli import main
 from audioforge.errors import ConfigError, DataError
 from datamodules import build_datamodule
 from datamodules.splits import group_split
+from tests.commands import runs
 from tests.synthetic import SPEAKERS, fsdd_clip
 
 # (sample rate, channels, format, subtype): every sample format the decoder must take
@@ -313,16 +314,33 @@ def test_unlearn_bench_runs_forget_set_cells_on_a_folder_dataset(fsdd_digit_fold
             "unlearning.phases.2.epochs=1]")
     out = tmp_path / "bench"
     common = ["unlearn-bench", "--preset", "quick", "--quiet", "--data", str(fsdd_digit_folders), "seeds=[0]", "jobs=1",
-              "methods={ssd: {}}", f"unlearn_overrides={tiny}", "forgetting_quality.speaker=null", "speakers=null",
+              "methods={ssd: {}}", f"unlearn_overrides={tiny}", "forgetting_quality.cell=null", "speakers=null",
               f"tracking.store={mlflow_store}", "tracking.experiment=user-bench", "--output", str(out)]
     assert main([*common, "speakers=[george]"]) == 2
     assert "speakers: FSDD's speakers; on folder name the cells under forget_sets" in capsys.readouterr().err
     assert main(common) == 2
     assert "the cells come from forget_sets alone" in capsys.readouterr().err
-    assert main([*common, "forget_sets=[{kind: group, values: [jackson]}, {kind: fraction, fraction: 0.2}]"]) == 0
+    sets = "forget_sets=[{kind: group, values: [jackson]}, {kind: fraction, fraction: 0.2}]"
+    assert main([*common, sets, "forgetting_quality.cell=class-3"]) == 2
+    assert "forgetting_quality.cell 'class-3' is not among the benchmark's cells (group-jackson, fraction-0.2" \
+        in capsys.readouterr().err
+    assert main([*common, sets, "forgetting_quality.cell=fraction-0.2", "forgetting_quality.models=4"]) == 0
     report = json.loads((out / "report.json").read_text())
     assert list(report["forget_sets"]) == ["group-jackson", "fraction-0.2"] and "leaderboard" not in report
-    assert "## Forgetting a random 20% of the training clips (cell fraction-0.2)" in (out / "report.md").read_text()
+    text = (out / "report.md").read_text()
+    assert "## Forgetting a random 20% of the training clips (cell fraction-0.2)" in text
+    # forgetting quality on a forget set's cell: its 4 seeds, its table's column, its own section
+    fq = report["forgetting_quality"]
+    assert fq["cell"] == "fraction-0.2" and fq["models_per_side"] == 4 and set(fq["models"]) == {"original", "base", "ssd"}
+    assert json.loads((out / "cells" / "fraction-0.2" / "report.json").read_text())["seeds"] == [0, 1, 2, 3]
+    assert json.loads((out / "cells" / "group-jackson" / "report.json").read_text())["seeds"] == [0]
+    section = text.split("(cell fraction-0.2)")[1]
+    assert "Forgetting quality: cell fraction-0.2 (a random 20% of the training clips), 4 gold" in section
+    row = next(line for line in section.splitlines() if line.startswith("| ssd |"))
+    assert row.split("|")[-3].strip() == f"{fq['models']['ssd']['forgetting_quality']:.3f}"
+    assert (out / "forgetting_vs_test.png").is_file()
+    bench_run = next(r for r in runs(mlflow_store, "user-bench") if r.data.tags.get("audioforge.command") == "unlearn-bench")
+    assert bench_run.data.metrics["fraction-0.2/ssd/forgetting_quality"] == fq["models"]["ssd"]["forgetting_quality"]
     cell = json.loads((out / "cells" / "group-jackson" / "report.json").read_text())
     assert cell["forget"] == {"dataset": "folder", "set": "group jackson"}
     assert cell["split_sizes"]["excluded"] + cell["split_sizes"]["excluded_held_out"] == 60  # all of jackson's clips

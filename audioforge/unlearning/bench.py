@@ -7,7 +7,8 @@ schemes and methods for each seed; fits in parallel worker processes; a nested M
 the benchmark's): an FSDD speaker (``speakers``; the leaderboard rotates over them) or an entry
 of ``forget_sets`` (a class, a random fraction of the training clips, a group of any dataset:
 each reported in its own table).  A cell whose ``report.json`` exists is read back, so a stopped benchmark
-resumes at its first unfinished cell.  The forgetting-quality speaker's cell runs ``N`` seeds
+resumes at its first unfinished cell.  The forgetting-quality cell (a speaker's or any forget
+set's) runs ``N`` seeds
 (``forgetting_quality.models``): ``N`` gold and ``N`` unlearned models per method, from which
 :mod:`audioforge.unlearning.forgetting` scores each method; the other cells run ``seeds``.
 
@@ -48,12 +49,14 @@ SPLITS = {"forget": "excluded", "retain_train": "retain_train", "val": "val", "t
 
 @dataclass
 class ForgettingQualityConfig:
-    speaker: str | None = "george"    # the speaker whose cell runs `models` seeds; null: no forgetting quality
+    # the cell that runs `models` seeds: an FSDD speaker (george) or any cell's name (speaker-george,
+    # class-3, fraction-0.1, group-jackson); null: no forgetting quality
+    cell: str | None = "george"
     models: int = 32                  # N gold and N unlearned models per method
     delta: float = 0.01
 
     def validate(self, path: str) -> None:
-        if self.speaker is not None and self.models < MIN_MODELS:
+        if self.cell is not None and self.models < MIN_MODELS:
             raise ConfigError(f"{path}.models must be >= {MIN_MODELS} (forgetting quality compares "
                               f"distributions over models), got {self.models}")
 
@@ -65,7 +68,7 @@ class TuningConfig:
     defaults, on the benchmark's seeds (never the tuning seeds) and on every speaker."""
 
     trials: int = 0                    # completed trials per method; 0: no tuning
-    speaker: str | None = None         # null: forgetting_quality.speaker, else the first speaker
+    speaker: str | None = None         # null: the forgetting-quality cell's speaker, else the first speaker
     seeds: list[int] = field(default_factory=lambda: [100])
     workers: int = 2                   # processes sharing each study
     sampler_seed: int | None = 0
@@ -107,7 +110,7 @@ class BenchConfig:
             forget.validate(f"forget_sets.{i}")
         if self.tuning.trials:
             scored = set(self.seeds) | (set(range(self.forgetting_quality.models))
-                                        if self.forgetting_quality.speaker is not None else set())
+                                        if self.forgetting_quality.cell is not None else set())
             shared = sorted(scored & set(self.tuning.seeds))
             if shared:
                 raise ConfigError(f"tuning.seeds: seed {shared[0]} is also a benchmark seed; the chosen settings are "
@@ -149,6 +152,10 @@ class Cell:
         label = f"{forget.fraction:g}" if forget.kind == "fraction" else "+".join(map(str, forget.values))
         return cls(f"{forget.kind}-{re.sub(r'[^A-Za-z0-9_.+-]', '_', label)}", forget)
 
+    def named(self, name: str) -> bool:
+        """Whether ``name`` names this cell (its folder name, or an FSDD speaker's bare name)."""
+        return name in (self.name, self.speaker)
+
     def forget_override(self) -> str:
         if self.speaker is not None:
             return f"data.forget_speakers=[{self.speaker}]"
@@ -181,7 +188,7 @@ def cell_configs(bench: BenchConfig, cells: list[Cell], config_dir: Path) -> lis
     fq = bench.forgetting_quality
     out = []
     for cell in cells:
-        fq_cell = cell.speaker is not None and cell.speaker == fq.speaker
+        fq_cell = fq.cell is not None and cell.named(fq.cell)
         seeds = sorted(set(bench.seeds) | set(range(fq.models))) if fq_cell else list(bench.seeds)
         cfg = load_config(UnlearnConfig, [beside(bench.unlearn_config, config_dir)], cell_overrides(bench, cell, seeds))
         cfg.methods = dict(methods)
@@ -252,12 +259,9 @@ def run_bench(bench: BenchConfig, config_dir: Path, progress: bool = True,
                          override("data.forget", asdict(ForgetSet("fraction")))])
     cells, available = bench_cells(bench, probe)
     speakers = [c.speaker for c in cells if c.speaker is not None]
-    fq = bench.forgetting_quality
-    if fq.speaker is not None and fq.speaker not in speakers:
-        raise ConfigError(f"forgetting_quality.speaker {fq.speaker!r} is not among the benchmark's speakers "
-                          f"({', '.join(speakers)})")
+    fq_cell = quality_cell(bench.forgetting_quality, cells)
     tuned = bench.tuned_methods()
-    tuning_speaker = bench.tuning.speaker or fq.speaker or (speakers[0] if speakers else None)
+    tuning_speaker = bench.tuning.speaker or (fq_cell.speaker if fq_cell else None) or (speakers[0] if speakers else None)
     if tuned and tuning_speaker is None:
         raise ConfigError("tuning.trials: the studies tune on an FSDD speaker and the benchmark has none "
                           "(set tuning.trials=0, or add speakers)")
@@ -290,18 +294,24 @@ def run_bench(bench: BenchConfig, config_dir: Path, progress: bool = True,
             else:
                 reports[cell.name] = run_experiment(cfg, progress=progress, parent_id=run.id)[1]
         by_speaker = {c.speaker: reports[c.name] for c, _ in cells if c.speaker is not None}
-        report = leaderboard(bench, by_speaker, {c.speaker: Path(cfg.output_dir) for c, cfg in cells if c.speaker})
+        report = leaderboard(bench, by_speaker)
         report["forget_sets"] = {c.name: {"forget_set": c.forget.describe(), "seeds": list(bench.seeds),
                                           "leaderboard": model_rows(bench, {c.name: reports[c.name]},
                                                                     list(reports[c.name]["metrics"]))}
                                  for c, _ in cells if c.speaker is None}
+        if fq_cell is not None:
+            folder = next(Path(cfg.output_dir) for c, cfg in cells if c is fq_cell)
+            report["forgetting_quality"] = forgetting_table(folder, reports[fq_cell.name], bench.forgetting_quality,
+                                                            fq_cell)
         if tuning:
             report["tuning"] = tuning_table(bench, by_speaker, tuning, tuning_speaker)
         tables = {"": report.get("leaderboard", {})} | {f"{c}/": t["leaderboard"]
                                                          for c, t in report["forget_sets"].items()}
         summary = {f"{prefix}{m}/{k}": v["mean"] for prefix, rows in tables.items() for m, row in rows.items()
                    for k, v in row.items() if isinstance(v, dict) and v.get("mean") is not None}
+        fq_prefix = "" if fq_cell is None or fq_cell.speaker is not None else f"{fq_cell.name}/"
         for m, v in report.get("forgetting_quality", {}).get("models", {}).items():
+            m = f"{fq_prefix}{m}"
             summary |= {f"{m}/forgetting_quality": v["forgetting_quality"], f"{m}/lira_example_auc": v["lira"]["example_auc"],
                         f"{m}/lira_model_auc": v["lira"]["model_auc"]}
         report = run.report(report, markdown(report), summary, bench_plots(report, run.out_dir))
@@ -339,17 +349,24 @@ def model_rows(bench: BenchConfig, reports: dict[str, dict[str, Any]], models: l
     return rows
 
 
-def leaderboard(bench: BenchConfig, reports: dict[str, dict[str, Any]], folders: dict[str, Path]) -> dict[str, Any]:
-    """Every model's row over speakers x the benchmark's seeds, and forgetting quality (no
-    leaderboard when the benchmark has no speaker)."""
+def quality_cell(fq: ForgettingQualityConfig, cells: list[Cell]) -> Cell | None:
+    """The cell ``forgetting_quality.cell`` names (None when it is null)."""
+    if fq.cell is None:
+        return None
+    for cell in cells:
+        if cell.named(fq.cell):
+            return cell
+    raise ConfigError(f"forgetting_quality.cell {fq.cell!r} is not among the benchmark's cells "
+                      f"({', '.join(c.name for c in cells)}; a speaker's cell by its bare name too)")
+
+
+def leaderboard(bench: BenchConfig, reports: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Every model's row over speakers x the benchmark's seeds (none when the benchmark has no speaker)."""
     out: dict[str, Any] = {"name": bench.name, "speakers": list(reports), "seeds": list(bench.seeds)}
     if not reports:
         return out
     models = list(next(iter(reports.values()))["metrics"])
     out |= {"models": models, "leaderboard": model_rows(bench, reports, models)}
-    fq = bench.forgetting_quality
-    if fq.speaker is not None:
-        out["forgetting_quality"] = forgetting_table(folders[fq.speaker], reports[fq.speaker], fq)
     return out
 
 
@@ -369,7 +386,7 @@ def tuning_table(bench: BenchConfig, reports: dict[str, dict[str, Any]], tuning:
     return out
 
 
-def forgetting_table(folder: Path, report: dict[str, Any], fq: ForgettingQualityConfig) -> dict[str, Any]:
+def forgetting_table(folder: Path, report: dict[str, Any], fq: ForgettingQualityConfig, cell: Cell) -> dict[str, Any]:
     """Forgetting quality of every model against the gold models, on ``fq.models`` seeds; the gold
     models' halves against each other give the estimate's floor (at half the models)."""
     import torch
@@ -393,7 +410,7 @@ def forgetting_table(folder: Path, report: dict[str, Any], fq: ForgettingQuality
     floor = forgetting_quality(gold[:half], gold[half:2 * half], fq.delta) if half >= MIN_MODELS else None
     if floor is not None and half >= LIRA_MIN_MODELS:
         floor["lira"] = lira_attack(gold[:half], gold[half:2 * half])
-    return {"speaker": fq.speaker, "models_per_side": fq.models, "delta": fq.delta, "statistic": "logit margin",
+    return {"cell": cell.name, "forget_set": cell.forget.describe(), "models_per_side": fq.models, "delta": fq.delta, "statistic": "logit margin",
             "models": models, "gold_vs_gold_half": floor}
 
 
@@ -422,42 +439,57 @@ def table_lines(rows: dict[str, Any], quality: dict[str, Any]) -> list[str]:
     return lines
 
 
+def quality_rows(report: dict[str, Any]) -> dict[str, Any]:
+    """The table of the forgetting-quality cell: a forget set's, or the speakers' leaderboard."""
+    cell = report["forgetting_quality"]["cell"]
+    return report["forget_sets"][cell]["leaderboard"] if cell in report.get("forget_sets", {}) else report["leaderboard"]
+
+
 def markdown(report: dict[str, Any]) -> list[str]:
-    fq = report.get("forgetting_quality", {})
+    fq = report.get("forgetting_quality")
+    in_sets = fq is not None and fq["cell"] in report.get("forget_sets", {})
     lines = [f"# {report['name']}", ""]
     if "leaderboard" in report:
         lines += [f"Forget speakers {', '.join(report['speakers'])}; seeds {report['seeds']} per speaker; mean ± std "
                   "over speakers x seeds. Gap: mean |accuracy - gold's| over forget, retain-train, validation and test. "
                   "Attack AUC: forget clips against held-out clips of the same speaker (the original's value is the "
                   "attack's power). Fixed configurations: nothing is selected here.", "",
-                  *table_lines(report["leaderboard"], fq.get("models", {}))]
-    if fq:
-        floor = fq.get("gold_vs_gold_half")
-        lines += ["", f"Forgetting quality: speaker {fq['speaker']}, {fq['models_per_side']} gold and "
-                  f"{fq['models_per_side']} unlearned models per method, per-example epsilon from thresholds on the "
-                  f"{fq['statistic']} (delta {fq['delta']}), mean halving score (1 best, "
-                  f"{next(iter(fq['models'].values()))['worst_possible']:.4f} for fully separable outputs)."
-                  + (f" Gold against gold ({fq['models_per_side'] // 2} per side): "
-                     f"{floor['forgetting_quality']:.3f}, the estimate's own noise at that size." if floor else "")]
-        lines += lira_markdown(fq)
+                  *table_lines(report["leaderboard"], fq["models"] if fq and not in_sets else {})]
+        if fq and not in_sets:
+            lines += quality_markdown(fq)
     for name, entry in report.get("forget_sets", {}).items():
+        here = fq is not None and fq["cell"] == name
         lines += ["", f"## Forgetting {entry['forget_set']} (cell {name})", "",
                   f"Seeds {entry['seeds']}; mean ± std over seeds. Validation and test hold no clip of a forgotten "
                   "group or class; the attack tells forget clips from held-out clips of the same forget set. On one "
                   "class, macro F1 counts every class a model predicts there (a wrong guess is a class at F1 0): read "
                   "forget accuracy.", "",
-                  *table_lines(entry["leaderboard"], {})]
+                  *table_lines(entry["leaderboard"], fq["models"] if here else {})]
+        if here:
+            lines += quality_markdown(fq)
     if "tuning" in report:
         lines += tuning_markdown(report["tuning"])
     lines.append("")
     return lines
 
 
+def quality_markdown(fq: dict[str, Any]) -> list[str]:
+    """Forgetting quality's paragraph (its column is in the cell's table) and the likelihood-ratio table."""
+    floor = fq.get("gold_vs_gold_half")
+    lines = ["", f"Forgetting quality: cell {fq['cell']} ({fq['forget_set']}), {fq['models_per_side']} gold and "
+             f"{fq['models_per_side']} unlearned models per method, per-example epsilon from thresholds on the "
+             f"{fq['statistic']} (delta {fq['delta']}), mean halving score (1 best, "
+             f"{next(iter(fq['models'].values()))['worst_possible']:.4f} for fully separable outputs)."
+             + (f" Gold against gold ({fq['models_per_side'] // 2} per side): "
+                f"{floor['forgetting_quality']:.3f}, the estimate's own noise at that size." if floor else "")]
+    return lines + lira_markdown(fq)
+
+
 def lira_markdown(fq: dict[str, Any]) -> list[str]:
     """The likelihood-ratio attack's table: its power (original against gold) first."""
     models = fq["models"]
     lines = ["", "## Likelihood-ratio attack from many models", "",
-             f"Speaker {fq['speaker']}, {fq['models_per_side']} models per side. Per forget clip, Gaussians of the "
+             f"Cell {fq['cell']}, {fq['models_per_side']} models per side. Per forget clip, Gaussians of the "
              f"{fq['statistic']} under the model's kind and under gold, fitted leaving the target model out; "
              "per-example AUC over (model, clip) pairs, TPR at 1% FPR, and per-model AUC of the summed ratio "
              "(audioforge/unlearning/likelihood_ratio.py). The original's row is the attack's power; 0.5 is "
