@@ -52,6 +52,9 @@ class Task:
     def scheme(self) -> str | None:
         return None if self.role in BASE_ROLES else self.role
 
+    def __str__(self) -> str:  # how a pool names it: on the status line, in errors
+        return f"seed {self.seed} {self.role}"
+
 
 def build_datamodule(cfg: UnlearnConfig, seed: int) -> AudioDataModule:
     """The data of one seed with its forget set carved out (splits full_train, retain_train, forget,
