@@ -17,17 +17,19 @@ def test_identical_outputs_score_best_and_disjoint_ones_worst():
     gold = rng.normal(size=(32, 50))
     same = forgetting_quality(gold, gold.copy())
     assert same["forgetting_quality"] == 1.0 and same["epsilon_median"] == 0.0
-    apart = forgetting_quality(gold, gold + 100.0)
-    assert apart["separable_share"] == 1.0 and apart["epsilon_median"] == pytest.approx(max_epsilon(32))
-    assert apart["forgetting_quality"] == apart["worst_possible"] == worst_score(32) == 2 / 2 ** 7
+    for shift in (100.0, -100.0):  # above gold's outputs or below them: an attacker flips its rule
+        apart = forgetting_quality(gold, gold + shift)
+        assert apart["separable_share"] == 1.0 and apart["epsilon_median"] == pytest.approx(max_epsilon(32))
+        assert apart["forgetting_quality"] == apart["worst_possible"] == worst_score(32) == 2 / 2 ** 7
 
 
 def test_the_score_falls_as_the_unlearned_distribution_moves_away():
     rng = np.random.default_rng(1)
     gold = rng.normal(size=(32, 400))
-    scores = [forgetting_quality(gold, rng.normal(loc=shift, size=(32, 400)))["forgetting_quality"]
-              for shift in (0.0, 0.5, 1.0, 2.0, 4.0)]
-    assert all(a > b for a, b in zip(scores, scores[1:])), scores
+    for sign in (1, -1):
+        scores = [forgetting_quality(gold, rng.normal(loc=sign * shift, size=(32, 400)))["forgetting_quality"]
+                  for shift in (0.0, 0.5, 1.0, 2.0, 4.0)]
+        assert all(a > b for a, b in zip(scores, scores[1:])), scores
     # two samples of one distribution: high, but below identical outputs (the estimate's own noise)
     assert 0.3 < scores[0] < 1.0
 

@@ -11,10 +11,13 @@ retraining, every threshold would satisfy ``FPR + e^eps FNR >= 1 - delta`` and
 
     eps(t) = max(log((1 - delta - FPR) / FNR), log((1 - delta - FNR) / FPR), 0)
 
-and the example's estimate is the largest over thresholds (both directions of the rule are
-covered by the two terms).
+and the example's estimate is the largest over thresholds and over both directions of the rule
+("unlearned if above ``t``" and "unlearned if at or below ``t``"): an attacker picks the direction,
+so outputs shifted below gold's are as distinguishable as outputs shifted above.  (The two terms
+swap the roles of gold and unlearned; they do not flip the rule.  Until 2026-11-24 only the first
+direction was scored, which gave a method whose margins fall below gold's the best score.)
 
-**The variant implemented here** (the challenge's own code is not public):
+**The variant implemented here** (not the challenge's code):
 
 - the statistic is the logit margin of the true class (its logit minus the largest other logit),
   the scalar the paper's attacks threshold; any ``(N, examples)`` array works;
@@ -77,11 +80,13 @@ def example_epsilons(gold: np.ndarray, unlearned: np.ndarray, delta: float = 0.0
 def _epsilon(gold: np.ndarray, unlearned: np.ndarray, delta: float) -> float:
     pooled = np.unique(np.concatenate([gold, unlearned]))
     thresholds = np.concatenate([[pooled[0] - 1.0], (pooled[1:] + pooled[:-1]) / 2, [pooled[-1] + 1.0]])
-    # the rule "unlearned if output > t": FPR = gold above t, FNR = unlearned at or below t
+    # the rule "unlearned if output > t": FPR = gold above t, FNR = unlearned at or below t; the
+    # flipped rule "unlearned if output <= t" errs on the complements
     gold_above = len(gold) - np.searchsorted(gold, thresholds, side="right")
     unlearned_below = np.searchsorted(unlearned, thresholds, side="right")
-    fpr = (gold_above + 1) / (len(gold) + 2)
-    fnr = (unlearned_below + 1) / (len(unlearned) + 2)
+    fpr = np.concatenate([gold_above, len(gold) - gold_above])
+    fnr = np.concatenate([unlearned_below, len(unlearned) - unlearned_below])
+    fpr, fnr = (fpr + 1) / (len(gold) + 2), (fnr + 1) / (len(unlearned) + 2)
     bounds = np.concatenate([(1.0 - delta - fpr) / fnr, (1.0 - delta - fnr) / fpr])
     return float(max(0.0, np.log(bounds.max()))) if bounds.max() > 0 else 0.0
 
