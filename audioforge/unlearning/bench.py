@@ -8,8 +8,7 @@ the benchmark's): an FSDD speaker (``speakers``; the leaderboard rotates over th
 of ``forget_sets`` (a class, a random fraction of the training clips, a group of any dataset:
 each reported in its own table).  A cell whose ``report.json`` exists is read back, so a stopped benchmark
 resumes at its first unfinished cell.  The forgetting-quality cell (a speaker's or any forget
-set's) runs ``N`` seeds
-(``forgetting_quality.models``): ``N`` gold and ``N`` unlearned models per method, from which
+set's) runs ``N`` seeds (``forgetting_quality.models``): ``N`` gold and ``N`` unlearned models per method, from which
 :mod:`audioforge.unlearning.forgetting` scores each method; the other cells run ``seeds``.
 
 Per model the leaderboard gives, over speakers x seeds (mean ± std): macro F1 on forget,
@@ -447,18 +446,18 @@ def quality_rows(report: dict[str, Any]) -> dict[str, Any]:
 
 def markdown(report: dict[str, Any]) -> list[str]:
     fq = report.get("forgetting_quality")
-    in_sets = fq is not None and fq["cell"] in report.get("forget_sets", {})
+    home = quality_rows(report) if fq else None  # the table that gets the forgetting-quality column
     lines = [f"# {report['name']}", ""]
     if "leaderboard" in report:
         lines += [f"Forget speakers {', '.join(report['speakers'])}; seeds {report['seeds']} per speaker; mean ± std "
                   "over speakers x seeds. Gap: mean |accuracy - gold's| over forget, retain-train, validation and test. "
                   "Attack AUC: forget clips against held-out clips of the same speaker (the original's value is the "
                   "attack's power). Fixed configurations: nothing is selected here.", "",
-                  *table_lines(report["leaderboard"], fq["models"] if fq and not in_sets else {})]
-        if fq and not in_sets:
+                  *table_lines(report["leaderboard"], fq["models"] if home is report["leaderboard"] else {})]
+        if home is report["leaderboard"]:
             lines += quality_markdown(fq)
     for name, entry in report.get("forget_sets", {}).items():
-        here = fq is not None and fq["cell"] == name
+        here = home is entry["leaderboard"]
         lines += ["", f"## Forgetting {entry['forget_set']} (cell {name})", "",
                   f"Seeds {entry['seeds']}; mean ± std over seeds. Validation and test hold no clip of a forgotten "
                   "group or class; the attack tells forget clips from held-out clips of the same forget set. On one "
