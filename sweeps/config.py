@@ -8,7 +8,7 @@ from typing import Any, Literal
 from audioforge.errors import ConfigError
 from audioforge.tracking import TrackingConfig
 
-OBJECTIVES = ("excluded_gap", "val_gap", "time_ratio")
+OBJECTIVES = ("excluded_gap", "val_gap", "time_ratio", "forget_margin")
 
 
 @dataclass
@@ -39,11 +39,15 @@ class ParamSpec:
 
 @dataclass
 class ObjectiveConfig:
-    """``single``: minimise ``sum(weights[k] * value[k])``; ``multi``: minimise all three (Pareto front).
+    """``single``: minimise ``sum(weights[k] * value[k])``; ``multi``: minimise all four (Pareto front).
 
     excluded_gap and val_gap are |macro F1 unlearned - gold| on the excluded speaker and on the
     validation split, averaged over seeds; time_ratio is unlearning wall time over gold training
-    wall time.  No objective reads the test split: trials run with it sealed."""
+    wall time; forget_margin is how far the model's logit margins on the forget set lie from the
+    gold model's, as a share of the original's distance
+    (:func:`audioforge.unlearning.forgetting.margin_distance`: 0 gold's distribution, 1 the
+    original's).  Every value is computed and logged; the weights say which ones choose.  No
+    objective reads the test split: trials run with it sealed."""
 
     mode: Literal["single", "multi"] = "single"
     weights: dict[str, float] = field(default_factory=lambda: {"excluded_gap": 1.0, "val_gap": 1.0,

@@ -8,12 +8,15 @@ from typing import Any
 
 import numpy as np
 import optuna
+import torch
 from optuna.trial import TrialState
 
 from audioforge import events, processes, signals
 from audioforge.tracking import Tracker, maybe_run, owner_tags
 from audioforge.unlearning.base_models import BaseModelCache, base_model_key
-from audioforge.unlearning.protocol import Task, build_datamodule, run_task
+from audioforge.unlearning.forgetting import logit_margin, margin_distance
+from audioforge.unlearning.protocol import (Task, build_datamodule, cached_forget_scores, forget_scores,
+                                             run_task)
 from sweeps.config import OBJECTIVES, SweepConfig
 from sweeps.space import suggest, trial_config
 
@@ -37,6 +40,7 @@ class UnlearningObjective:
                  parent_run_id: str | None):
         self.sweep, self.base_dir, self.out_dir = sweep, Path(base_dir), Path(out_dir)
         self.tracker, self.parent_run_id = tracker, parent_run_id
+        self._references: dict[int, tuple[dict[str, Any], dict[str, np.ndarray]]] = {}
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         trial.set_user_attr("owner", owner_tags())  # first: a stop fails an owned trial at once
@@ -76,7 +80,7 @@ class UnlearningObjective:
             and self.sweep.method is None  # a method's val/loss need not fall (ascent): no pruning
         folder = self.out_dir / (f"trial-{trial.number}" if trial is not None else "baseline")
         for i, seed in enumerate(cfg.seeds):
-            gold = gold_entry(cfg, seed)
+            gold, margins = self.reference(cfg, seed)
             callbacks = []
             if prune and i == 0:
                 from optuna_integration import PyTorchLightningPruningCallback
@@ -89,16 +93,24 @@ class UnlearningObjective:
             gaps["excluded_gap"].append(abs(f1["excluded"] - gold_f1["excluded"]))
             gaps["val_gap"].append(abs(f1["val"] - gold_f1["val"]))
             gaps["time_ratio"].append(entry["seconds"] / gold["seconds"])
+            forget = torch.load(entry["forget_logits"])
+            gaps["forget_margin"].append(margin_distance(logit_margin(forget["logits"].numpy(), forget["labels"].numpy()),
+                                                         margins["gold"], margins["original"]))
             fit_seconds += entry["seconds"]
         if trial is not None:
             trial.set_user_attr("fit_seconds", fit_seconds)
         return {k: float(np.mean(v)) for k, v in gaps.items()}
 
-
-def gold_entry(cfg, seed: int) -> dict[str, Any]:
-    dm = build_datamodule(cfg, seed)
-    dm.setup()
-    cached = BaseModelCache().load(base_model_key(cfg, "gold", seed, dm.content_key))
-    if cached is None:
-        raise RuntimeError(f"gold model for seed {seed} missing from the cache; the sweep prepares it first")
-    return cached[1]
+    def reference(self, cfg, seed: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Seed ``seed``'s gold entry and the gold's and original's forget-set margins (once a process)."""
+        if seed not in self._references:
+            dm = build_datamodule(cfg, seed)
+            dm.setup()
+            cached = BaseModelCache().load(base_model_key(cfg, "gold", seed, dm.content_key))
+            if cached is None:
+                raise RuntimeError(f"gold model for seed {seed} missing from the cache; the sweep prepares it first")
+            scores = {"gold": forget_scores(cfg, dm, seed, cached[0]),
+                      "original": cached_forget_scores(cfg, "original", seed, dm)}
+            self._references[seed] = (cached[1], {role: logit_margin(s.logits.numpy(), s.labels.numpy())
+                                                  for role, s in scores.items()})
+        return self._references[seed]

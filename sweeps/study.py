@@ -46,6 +46,7 @@ from sweeps.space import check_space, decode, trial_config
 log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 MLFLOW_ATTR = "mlflow_run_id"
+WEIGHTS_ATTR = "objective_weights"
 OWNER_ATTR = "owner"  # a trial's worker process: owner tags as on MLflow runs
 
 
@@ -83,6 +84,14 @@ def load_study(sweep: SweepConfig, storage, worker: int = 0) -> optuna.Study:
     if [d.name.lower() for d in study.directions] != directions:
         raise ConfigError(f"study {sweep.name!r} in {storage_url(sweep)} was created with other objectives "
                           f"({len(study.directions)}); use another name")
+    # trial values are scores under these weights: a study resumed under others would compare unlike values
+    weights = {k: float(v) for k, v in sorted(sweep.objective.weights.items()) if v}
+    recorded = study.user_attrs.get(WEIGHTS_ATTR)
+    if recorded is None and worker == 0:
+        study.set_user_attr(WEIGHTS_ATTR, weights)
+    elif recorded is not None and recorded != weights:
+        raise ConfigError(f"objective.weights: study {sweep.name!r} in {storage_url(sweep)} scored its trials with "
+                          f"{recorded}, not {weights}; resume it with those weights or use another name")
     return study
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from audioforge.tracking import TrackingConfig
 from audioforge.unlearning.bench import TuningConfig
-from sweeps.config import SweepConfig
+from sweeps.config import ObjectiveConfig, SweepConfig
 from sweeps.space import check_space
 from sweeps.study import run_sweep
 
@@ -33,6 +33,9 @@ def tune_method(method: str, unlearn_config: Path, overrides: list[str], tuning:
                         sampler_seed=tuning.sampler_seed, pruning=False,
                         storage=f"sqlite:///{(out_dir / 'studies.db').resolve()}",
                         output_dir=str(out_dir / method), tracking=tracking)
+    if tuning.objective is not None:
+        sweep.objective = ObjectiveConfig(weights=dict(tuning.objective))
+        sweep.objective.validate("tuning.objective")
     sweep.validate()
     if check_only:
         check_space(sweep, Path.cwd())
@@ -49,4 +52,4 @@ def tune_method(method: str, unlearn_config: Path, overrides: list[str], tuning:
     prefix = f"methods.{method}."
     return {"params": {} if kept else {k.removeprefix(prefix): v for k, v in best["params"].items()},
             "objectives": objectives, "score": sweep.objective.score(objectives), "baseline": baseline,
-            "trials": summary["completed"], "kept_defaults": kept}
+            "trials": summary["completed"], "kept_defaults": kept, "weights": dict(sweep.objective.weights)}

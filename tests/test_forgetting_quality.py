@@ -9,7 +9,7 @@ from audioforge.errors import ConfigError
 from audioforge.unlearning.likelihood_ratio import attack as lira_attack
 from audioforge.unlearning.likelihood_ratio import scores as lira_scores
 from audioforge.unlearning.forgetting import (example_epsilons, example_scores, forgetting_quality, logit_margin,
-                                              max_epsilon, worst_score)
+                                              margin_distance, max_epsilon, worst_score)
 
 
 def test_identical_outputs_score_best_and_disjoint_ones_worst():
@@ -95,3 +95,18 @@ def test_likelihood_ratio_leaves_the_target_out():
     assert np.all((sa[0] > 0) == (np.abs(a[0] - mean_a_rest) < np.abs(a[0] - mean_b)))
     with pytest.raises(ConfigError, match="at least 3 models per side"):
         lira_attack(a[:2], b)
+
+
+def test_margin_distance_is_0_at_gold_1_at_the_original_and_linear_between():
+    rng = np.random.default_rng(0)
+    gold = rng.normal(0.0, 1.0, 300)
+    original = rng.normal(6.0, 2.0, 300)  # confident on the clips it trained on
+    assert margin_distance(rng.permutation(gold), gold, original) == 0.0  # the order of the examples is not read
+    assert margin_distance(original, gold, original) == pytest.approx(1.0)
+    halfway = (np.sort(gold) + np.sort(original)) / 2  # each quantile halfway: half the transport
+    assert margin_distance(halfway, gold, original) == pytest.approx(0.5)
+    # margins pushed below gold's are as far from it as margins above (random labels overshoot)
+    assert margin_distance(gold - 3.0, gold, original) == pytest.approx(margin_distance(gold + 3.0, gold, original))
+    with pytest.raises(ValueError, match="same forget examples"):
+        margin_distance(gold[:10], gold, original)
+

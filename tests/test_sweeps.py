@@ -64,7 +64,8 @@ def test_two_workers_complete_the_study_and_the_best_config_runs(synthetic_fsdd,
     assert len({t.user_attrs["worker_pid"] for t in done}) == 2  # both workers took trials
     assert len({tuple(sorted(t.params.items())) for t in done}) == 3  # distinct draws per worker
     for t in done:
-        assert {"excluded_gap", "val_gap", "time_ratio", "mlflow_run_id"} <= set(t.user_attrs)
+        assert {"excluded_gap", "val_gap", "time_ratio", "forget_margin", "mlflow_run_id"} <= set(t.user_attrs)
+        assert t.user_attrs["forget_margin"] >= 0  # logged although its weight is 0
     # MLflow: the study is a parent run, each trial a nested run with params and objective metrics
     study = optuna.load_study(study_name="two-workers", storage=f"sqlite:///{tmp_path / 'studies.db'}")
     client = MlflowClient(f"sqlite:///{mlflow_store / 'mlflow.db'}")
@@ -89,6 +90,12 @@ def test_two_workers_complete_the_study_and_the_best_config_runs(synthetic_fsdd,
     assert (tmp_path / "best-run" / "report.json").is_file()
     # a second call finds the study complete and runs nothing more
     assert main(["sweep", "--config", str(path), "--quiet"]) == 0
+    assert len(trials(tmp_path, "two-workers")) == 3
+    # its trials' values are scores under its weights: other weights are refused, nothing recorded
+    reweighted = sweep_file(tmp_path, synthetic_fsdd, mlflow_store, "two-workers",
+                            objective={"weights": {"excluded_gap": 1.0, "val_gap": 1.0, "forget_margin": 1.0}})
+    assert main(["sweep", "--config", str(reweighted), "--quiet"]) == 2
+    assert "objective.weights: study 'two-workers'" in capsys.readouterr().err
     assert len(trials(tmp_path, "two-workers")) == 3
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from audioforge.cli import main
 from audioforge.tracking import PARENT_TAG
 from tests.commands import runs
@@ -20,6 +22,7 @@ def test_bench_tunes_on_validation_runs_every_cell_reports_a_leaderboard_and_res
     out = tmp_path / "bench"
     args = ["unlearn-bench", *TINY, "--data", str(synthetic_fsdd), "--output", str(out),
             f"tracking.store={mlflow_store}", "tracking.experiment=bench", "tuning.trials=2", "tuning.seeds=[100]",
+            "tuning.objective={excluded_gap: 1, val_gap: 1, forget_margin: 1}",
             "forget_sets=[{kind: class, values: ['3']}]"]
     assert main(args) == 0
     report = json.loads((out / "report.json").read_text())
@@ -42,6 +45,11 @@ def test_bench_tunes_on_validation_runs_every_cell_reports_a_leaderboard_and_res
     # the chosen trial's settings, or none when no trial beat the defaults on the tuning seeds
     assert set(chosen["params"]) == (set() if chosen["kept_defaults"] else {"alpha", "dampening"})
     assert chosen["score"] <= chosen["baseline"]["score"]
+    # chosen by the configured weights, the forget set's margins among them
+    objectives = chosen["objectives"]
+    assert objectives["forget_margin"] >= 0
+    assert chosen["score"] == pytest.approx(objectives["excluded_gap"] + objectives["val_gap"] + objectives["forget_margin"])
+    assert "Objective: |forget F1 - gold's| + |validation F1 - gold's| + the forget margins'" in (out / "report.md").read_text()
     assert chosen["other_speakers"]["speakers"] == ["jackson"]  # default against tuned where it was not tuned
     george = json.loads((out / "cells" / "speaker-george" / "report.json").read_text())
     assert {"ssd", "ssd-tuned"} <= set(george["metrics"])
@@ -93,6 +101,10 @@ def test_bench_bad_input_is_refused_before_anything_is_recorded(synthetic_fsdd, 
     assert main([*common, "speakers=[]", "forget_sets=[{kind: class, values: ['3']}]", "tuning.trials=2",
                  "forgetting_quality.cell=null"]) == 2
     assert "tuning.trials: the studies tune on an FSDD speaker and the benchmark has none" in capsys.readouterr().err
+    assert main([*common, "tuning.trials=2", "tuning.seeds=[100]", "tuning.objective={test_gap: 1}"]) == 2
+    assert "tuning.objective.weights: objective 'test_gap' would select on the test split" in capsys.readouterr().err
+    assert main([*common, "tuning.trials=2", "tuning.seeds=[100]", "tuning.objective={forget_margn: 1}"]) == 2
+    assert "tuning.objective.weights: unknown objective 'forget_margn'" in capsys.readouterr().err
     assert runs(mlflow_store, "bench-bad") == []
     assert not (tmp_path / "b").exists()
 

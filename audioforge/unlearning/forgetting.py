@@ -115,3 +115,21 @@ def forgetting_quality(gold: np.ndarray, unlearned: np.ndarray, delta: float = 0
             "models": n, "epsilon_median": float(np.median(eps)), "epsilon_mean": float(eps.mean()),
             "separable_share": float(np.mean(np.isclose(eps, max_epsilon(n, delta)))),
             "worst_possible": worst_score(n, delta, bin_width)}
+
+
+def margin_distance(unlearned: np.ndarray, gold: np.ndarray, original: np.ndarray) -> float:
+    """How far one model's logit margins on the forget examples lie from a gold model's, as a
+    share of how far the original's lie: the Wasserstein-1 distance between the two ``(examples,)``
+    margin distributions over the original's distance to the same gold model.  0: the gold model's
+    distribution; 1: as far from it as the original, which trained on the forget set.
+
+    A one-model proxy for forgetting quality, cheap enough for a tuning objective.  On the
+    benchmark's george cell (32 models per side) it ranks the 20 models by forgetting quality with
+    Spearman 0.88 from a single seed, where the forget-set accuracy gap ranks them with 0.66
+    (docs/unlearning.md); two gold models of different seeds sit at about 0.10."""
+    unlearned, gold, original = (np.sort(np.asarray(a, dtype=np.float64).ravel()) for a in (unlearned, gold, original))
+    if not len(unlearned) == len(gold) == len(original) or len(gold) == 0:
+        raise ValueError(f"margins must cover the same forget examples, got {len(unlearned)}, {len(gold)} "
+                         f"and {len(original)}")
+    reach = np.abs(original - gold).mean()
+    return float(np.abs(unlearned - gold).mean() / max(reach, 1e-12))

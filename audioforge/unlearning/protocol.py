@@ -202,10 +202,7 @@ def reuse_base_model(cfg: UnlearnConfig, task: Task, dm: AudioDataModule, cached
     weights, entry = cached
     folder.mkdir(parents=True, exist_ok=True)
     if is_rank_zero():  # this output folder's copy of the forget logits the report compares
-        model = new_model(cfg, dm, cfg.original, task.seed)
-        model.net.load_state_dict(weights["net"])
-        entry = {**entry, "forget_logits": save_forget_logits(score_split(model, *dm.tensors("forget"),
-                                                                          dm.num_classes), folder)}
+        entry = {**entry, "forget_logits": save_forget_logits(forget_scores(cfg, dm, task.seed, weights), folder)}
     with maybe_run(tracker, task.role, seed_run_id, {**tags, "audioforge.reused": "true"}) as run_id:
         entry = {**entry, "run_id": run_id, "reused": True, "cache_key": key}
         if run_id:
@@ -213,6 +210,21 @@ def reuse_base_model(cfg: UnlearnConfig, task: Task, dm: AudioDataModule, cached
         record(cfg, task, dm, None, entry, folder, tracker, run_id)
     processes.progress(entry["epochs"])
     return entry
+
+
+def forget_scores(cfg: UnlearnConfig, dm: AudioDataModule, seed: int, weights: dict[str, Any]) -> SplitScores:
+    """The scores on the forget set of a base model's cached ``weights``."""
+    model = new_model(cfg, dm, cfg.original, seed)
+    model.net.load_state_dict(weights["net"])
+    return score_split(model, *dm.tensors("forget"), dm.num_classes)
+
+
+def cached_forget_scores(cfg: UnlearnConfig, role: str, seed: int, dm: AudioDataModule) -> SplitScores:
+    """The scores on the forget set of seed ``seed``'s cached ``role`` model (original or gold)."""
+    cached = BaseModelCache().load(base_model_key(cfg, role, seed, dm.content_key))
+    if cached is None:
+        raise RuntimeError(f"{role} model for seed {seed} missing from the cache; train it first")
+    return forget_scores(cfg, dm, seed, cached[0])
 
 
 def score_model(model: ClassifierModule, dm: AudioDataModule) -> dict[str, SplitScores]:
