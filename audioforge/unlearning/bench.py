@@ -253,7 +253,8 @@ def run_bench(bench: BenchConfig, config_dir: Path, progress: bool = True,
 
     # the unlearn config's data section (a placeholder forget set lets any dataset's config load)
     probe = load_config(UnlearnConfig, [beside(bench.unlearn_config, config_dir)],
-                        [*bench.unlearn_overrides, *([f"data.root={bench.data_root}"] if bench.data_root else []),
+                        [*bench.unlearn_overrides, override("methods", bench.benchmarked_methods()),
+                         *([f"data.root={bench.data_root}"] if bench.data_root else []),
                          override("data.forget", asdict(ForgetSet("fraction")))])
     cells, available = bench_cells(bench, probe)
     speakers = [c.speaker for c in cells if c.speaker is not None]
