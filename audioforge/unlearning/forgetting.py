@@ -125,8 +125,8 @@ def margin_distance(unlearned: np.ndarray, gold: np.ndarray, original: np.ndarra
 
     A one-model proxy for forgetting quality, cheap enough for a tuning objective.  On the
     benchmark's george cell (32 models per side) it ranks the 20 models by forgetting quality with
-    Spearman 0.88 from a single seed, where the forget-set accuracy gap ranks them with 0.66
-    (docs/unlearning.md); two gold models of different seeds sit at about 0.10."""
+    Spearman 0.85 from a single seed, where the forget-set accuracy gap ranks them with 0.65
+    (docs/unlearning.md, docs/margin_proxy.py); two gold models of different seeds sit at about 0.10."""
     unlearned, gold, original = (np.sort(np.asarray(a, dtype=np.float64).ravel()) for a in (unlearned, gold, original))
     if not len(unlearned) == len(gold) == len(original) or len(gold) == 0:
         raise ValueError(f"margins must cover the same forget examples, got {len(unlearned)}, {len(gold)} "
