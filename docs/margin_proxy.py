@@ -63,6 +63,11 @@ def main() -> None:
                                     for s, k in ((a, "gold"), (b, "gold"), (b, "original"))))
                   for a, b in zip(range(n), list(range(1, n)) + [0])]
     print(f"\nmargin distance of a gold model to another seed's gold: {np.mean(gold_pairs):.3f} ± {np.std(gold_pairs):.3f}")
+    print(f"\n| model | forgetting quality | margin distance, mean ± std over its {n} seeds |\n|---|---|---|")
+    for k, q in sorted(zip(models, quality), key=lambda kq: -kq[1]):
+        d = [margin_distance(*(logit_margin(load(s, m)["logits"].numpy(), load(s, m)["labels"].numpy())
+                               for m in (k, "gold", "original"))) for s in range(n)]
+        print(f"| {k} | {q:.3f} | {np.mean(d):.3f} ± {np.std(d):.3f} |")
 
 
 if __name__ == "__main__":

@@ -87,9 +87,16 @@ def load_study(sweep: SweepConfig, storage, worker: int = 0) -> optuna.Study:
     # trial values are scores under these weights: a study resumed under others would compare unlike values
     weights = {k: float(v) for k, v in sorted(sweep.objective.weights.items()) if v}
     recorded = study.user_attrs.get(WEIGHTS_ATTR)
-    if recorded is None and worker == 0:
-        study.set_user_attr(WEIGHTS_ATTR, weights)
-    elif recorded is not None and recorded != weights:
+    if recorded is None:  # a study from before weights were recorded: its trials must hold every weighted value
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            missing = [k for k in weights if k not in trial.user_attrs]
+            if missing:
+                raise ConfigError(f"objective.weights: trial {trial.number} of study {sweep.name!r} in "
+                                  f"{storage_url(sweep)} has no {missing[0]!r} (scored before it existed); resume "
+                                  f"it without that weight or use another name")
+        if worker == 0:
+            study.set_user_attr(WEIGHTS_ATTR, weights)
+    elif recorded != weights:
         raise ConfigError(f"objective.weights: study {sweep.name!r} in {storage_url(sweep)} scored its trials with "
                           f"{recorded}, not {weights}; resume it with those weights or use another name")
     return study

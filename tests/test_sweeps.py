@@ -201,6 +201,22 @@ def test_bad_sweep_input(synthetic_fsdd, mlflow_store, tmp_path, capsys, extra, 
     assert not (tmp_path / "studies.db").exists() or not optuna.get_all_study_summaries(f"sqlite:///{tmp_path / 'studies.db'}")
 
 
+def test_a_study_scored_before_an_objective_existed_is_not_resumed_with_its_weight(synthetic_fsdd, mlflow_store,
+                                                                                   tmp_path, capsys):
+    """A study from before weights were recorded (its trials hold the three first objectives only)."""
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    old = optuna.create_study(study_name="old", storage=storage)
+    old.add_trial(optuna.trial.create_trial(value=0.3, params={}, distributions={},
+                                            user_attrs={"excluded_gap": 0.2, "val_gap": 0.05, "time_ratio": 0.5}))
+    path = sweep_file(tmp_path, synthetic_fsdd, mlflow_store, "old",
+                      objective={"weights": {"excluded_gap": 1.0, "val_gap": 1.0, "forget_margin": 1.0}})
+    assert main(["sweep", "--config", str(path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "objective.weights: trial 0 of study 'old'" in err and "has no 'forget_margin'" in err, err
+    assert len(trials(tmp_path, "old")) == 1 and "objective_weights" not in optuna.load_study(
+        study_name="old", storage=storage).user_attrs
+
+
 @pytest.mark.slow  # a third sweep
 def test_multi_objective_nsga2_keeps_a_pareto_front(synthetic_fsdd, mlflow_store, tmp_path):
     path = sweep_file(tmp_path, synthetic_fsdd, mlflow_store, "multi", workers=1, n_trials=3, sampler="nsga2",
