@@ -40,7 +40,7 @@ class UnlearningObjective:
                  parent_run_id: str | None):
         self.sweep, self.base_dir, self.out_dir = sweep, Path(base_dir), Path(out_dir)
         self.tracker, self.parent_run_id = tracker, parent_run_id
-        self._references: dict[int, tuple[dict[str, Any], dict[str, np.ndarray]]] = {}
+        self._references: dict[tuple[str, str], tuple[dict[str, Any], dict[str, np.ndarray]]] = {}
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         trial.set_user_attr("owner", owner_tags())  # first: a stop fails an owned trial at once
@@ -94,23 +94,25 @@ class UnlearningObjective:
             gaps["val_gap"].append(abs(f1["val"] - gold_f1["val"]))
             gaps["time_ratio"].append(entry["seconds"] / gold["seconds"])
             forget = torch.load(entry["forget_logits"])
-            gaps["forget_margin"].append(margin_distance(logit_margin(forget["logits"].numpy(), forget["labels"].numpy()),
-                                                         margins["gold"], margins["original"]))
+            forget_margins = logit_margin(forget["logits"].numpy(), forget["labels"].numpy())
+            gaps["forget_margin"].append(margin_distance(forget_margins, margins["gold"], margins["original"]))
             fit_seconds += entry["seconds"]
         if trial is not None:
             trial.set_user_attr("fit_seconds", fit_seconds)
         return {k: float(np.mean(v)) for k, v in gaps.items()}
 
     def reference(self, cfg, seed: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """Seed ``seed``'s gold entry and the gold's and original's forget-set margins (once a process)."""
-        if seed not in self._references:
-            dm = build_datamodule(cfg, seed)
-            dm.setup()
-            cached = BaseModelCache().load(base_model_key(cfg, "gold", seed, dm.content_key))
+        """Seed ``seed``'s gold entry and the gold's and original's forget-set margins (each pair of
+        base models read once a process)."""
+        dm = build_datamodule(cfg, seed)
+        dm.setup()
+        keys = tuple(base_model_key(cfg, role, seed, dm.content_key) for role in ("gold", "original"))
+        if keys not in self._references:
+            cached = BaseModelCache().load(keys[0])
             if cached is None:
                 raise RuntimeError(f"gold model for seed {seed} missing from the cache; the sweep prepares it first")
             scores = {"gold": forget_scores(cfg, dm, seed, cached[0]),
                       "original": cached_forget_scores(cfg, "original", seed, dm)}
-            self._references[seed] = (cached[1], {role: logit_margin(s.logits.numpy(), s.labels.numpy())
+            self._references[keys] = (cached[1], {role: logit_margin(s.logits.numpy(), s.labels.numpy())
                                                   for role, s in scores.items()})
-        return self._references[seed]
+        return self._references[keys]

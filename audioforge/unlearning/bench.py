@@ -165,8 +165,8 @@ class Cell:
 
 def cell_overrides(bench: BenchConfig, cell: Cell, seeds: list[int]) -> list[str]:
     """The unlearn-config overrides of ``cell`` over ``seeds``."""
-    overrides = [*bench.unlearn_overrides, override("methods", bench.benchmarked_methods()), cell.forget_override(), f"seeds={seeds}",
-                 f"data.forget_holdout={bench.forget_holdout}", f"jobs={bench.jobs}",
+    overrides = [*bench.unlearn_overrides, override("methods", bench.benchmarked_methods()), cell.forget_override(),
+                 f"seeds={seeds}", f"data.forget_holdout={bench.forget_holdout}", f"jobs={bench.jobs}",
                  f"name={cell.name}", f"tracking.store={bench.tracking.store}",
                  f"tracking.experiment={bench.tracking.experiment}",
                  f"tracking.enabled={str(bench.tracking.enabled).lower()}"]
