@@ -17,19 +17,14 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
+from audioforge.evaluation import js_divergence
 from audioforge.unlearning.forgetting import logit_margin, margin_distance
-
-
-def js(p: np.ndarray, q: np.ndarray) -> float:
-    m = (p + q) / 2
-    kl = lambda a, b: (a * np.log((a + 1e-12) / (b + 1e-12))).sum(-1)  # noqa: E731
-    return float((0.5 * kl(p, m) + 0.5 * kl(q, m)).mean())
 
 
 def candidates(logits: torch.Tensor, gold: torch.Tensor, original: torch.Tensor, labels: torch.Tensor) -> dict:
     m, g, o = (logit_margin(x.numpy(), labels.numpy()) for x in (logits, gold, original))
     return {"forget accuracy gap": abs((m > 0).mean() - (g > 0).mean()),
-            "JS divergence to gold": js(torch.softmax(logits, 1).numpy(), torch.softmax(gold, 1).numpy()),
+            "JS divergence to gold": js_divergence(logits, gold),
             "per-example |margin - gold's|": float(np.abs(m - g).mean()),
             "margin distance (forget_margin)": margin_distance(m, g, o)}
 

@@ -36,7 +36,7 @@ def main() -> None:
                        f"data.forget_speakers=[{args.speaker}]", "data.sealed_splits=[test]"])
     dm = build_datamodule(cfg, args.seed)
     dm.setup()
-    ref = {role: cached_forget_scores(cfg, role, args.seed, dm) for role in ("gold", "original")}
+    ref = {role: cached_forget_scores(cfg, role, args.seed, dm)[0] for role in ("gold", "original")}
     ref = {role: logit_margin(s.logits.numpy(), s.labels.numpy()) for role, s in ref.items()}
     storage = f"sqlite:///{(args.bench / 'tuning' / 'studies.db').resolve()}"
     print("| method | chosen (its objective) | forget_margin of it | chosen with forget_margin added | "

@@ -13,10 +13,9 @@ from optuna.trial import TrialState
 
 from audioforge import events, processes, signals
 from audioforge.tracking import Tracker, maybe_run, owner_tags
-from audioforge.unlearning.base_models import BaseModelCache, base_model_key
+from audioforge.unlearning.base_models import base_model_key
 from audioforge.unlearning.forgetting import logit_margin, margin_distance
-from audioforge.unlearning.protocol import (Task, build_datamodule, cached_forget_scores, forget_scores,
-                                             run_task)
+from audioforge.unlearning.protocol import Task, build_datamodule, cached_forget_scores, run_task
 from sweeps.config import OBJECTIVES, SweepConfig
 from sweeps.space import suggest, trial_config
 
@@ -106,13 +105,10 @@ class UnlearningObjective:
         base models read once a process)."""
         dm = build_datamodule(cfg, seed)
         dm.setup()
-        keys = tuple(base_model_key(cfg, role, seed, dm.content_key) for role in ("gold", "original"))
+        roles = ("gold", "original")
+        keys = tuple(base_model_key(cfg, role, seed, dm.content_key) for role in roles)
         if keys not in self._references:
-            cached = BaseModelCache().load(keys[0])
-            if cached is None:
-                raise RuntimeError(f"gold model for seed {seed} missing from the cache; the sweep prepares it first")
-            scores = {"gold": forget_scores(cfg, dm, seed, cached[0]),
-                      "original": cached_forget_scores(cfg, "original", seed, dm)}
-            self._references[keys] = (cached[1], {role: logit_margin(s.logits.numpy(), s.labels.numpy())
-                                                  for role, s in scores.items()})
+            scored = {role: cached_forget_scores(cfg, role, seed, dm) for role in roles}
+            margins = {role: logit_margin(s.logits.numpy(), s.labels.numpy()) for role, (s, _) in scored.items()}
+            self._references[keys] = (scored["gold"][1], margins)
         return self._references[keys]

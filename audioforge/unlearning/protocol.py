@@ -219,12 +219,15 @@ def forget_scores(cfg: UnlearnConfig, dm: AudioDataModule, seed: int, weights: d
     return score_split(model, *dm.tensors("forget"), dm.num_classes)
 
 
-def cached_forget_scores(cfg: UnlearnConfig, role: str, seed: int, dm: AudioDataModule) -> SplitScores:
-    """The scores on the forget set of seed ``seed``'s cached ``role`` model (original or gold)."""
+def cached_forget_scores(cfg: UnlearnConfig, role: str, seed: int,
+                         dm: AudioDataModule) -> tuple[SplitScores, dict[str, Any]]:
+    """The scores on the forget set of seed ``seed``'s cached ``role`` model (original or gold), and
+    the entry recorded with it."""
     cached = BaseModelCache().load(base_model_key(cfg, role, seed, dm.content_key))
     if cached is None:
-        raise RuntimeError(f"{role} model for seed {seed} missing from the cache; train it first")
-    return forget_scores(cfg, dm, seed, cached[0])
+        raise RuntimeError(f"{role} model for seed {seed} missing from the cache; train it first (a sweep "
+                           "prepares its base models before any trial)")
+    return forget_scores(cfg, dm, seed, cached[0]), cached[1]
 
 
 def score_model(model: ClassifierModule, dm: AudioDataModule) -> dict[str, SplitScores]:
