@@ -145,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--quiet", "-q", action="store_true", help="warnings and errors only")
     sweep.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     sweep.add_argument("overrides", nargs="*", metavar="key.path=value", help="config overrides")
+    _trainer_flags(sweep)
     ui = sub.add_parser("ui", help="MLflow UI on the store and optuna-dashboard on the sweep storage")
     ui.add_argument("--store", default="mlruns", help="MLflow store folder (default mlruns)")
     ui.add_argument("--storage", default=None,

@@ -7,7 +7,7 @@ lines from several processes never interleave.  Unset (the default), announcing 
 
 Events: ``command`` (a command started), ``workers`` (a pool started, with the worker pids),
 ``task`` (a worker began a task), ``trial`` (a sweep trial is running, its owner recorded),
-``epoch`` (a training epoch began), ``report`` (a report is being written).
+``epoch`` (a training epoch began, with its device and precision), ``report`` (a report is being written).
 """
 
 from __future__ import annotations
@@ -34,8 +34,9 @@ def announce(event: str, **fields) -> None:
 
 
 class AnnounceEpochs(pl.Callback):
-    """Announces ``epoch`` at the start of every training epoch (rank 0 only)."""
+    """Announces ``epoch``, the module's device and the trainer's precision at the start of every training epoch (rank 0 only)."""
 
     def on_train_epoch_start(self, trainer, pl_module):
         if trainer.is_global_zero and os.environ.get(VARIABLE):
-            announce("epoch", epoch=trainer.current_epoch, module=type(pl_module).__name__)
+            announce("epoch", epoch=trainer.current_epoch, module=type(pl_module).__name__,
+                     device=str(pl_module.device), precision=str(trainer.precision))

@@ -66,6 +66,26 @@ class FitConfig:
             raise ConfigError(f"{path}: lr must be > 0 and weight_decay >= 0, got {self.lr} and {self.weight_decay}")
 
 
+def trainer_overrides(settings: dict[str, Any], path: str = "trainer") -> list[str]:
+    """``trainer.<key>=<value>`` overrides for the runs a command launches (the cells of
+    ``unlearn-bench``, the trials of ``sweep``), checked against :class:`TrainerConfig`'s fields."""
+    from audioforge.config import override
+
+    known = TrainerConfig.__dataclass_fields__
+    for key in settings:
+        if key not in known:
+            raise ConfigError(f"{path}.{key}: unknown trainer setting (known: {', '.join(known)})")
+    return [override(f"trainer.{key}", value) for key, value in settings.items()]
+
+
+def apply_trainer(base: TrainerConfig, settings: dict[str, Any], path: str = "trainer") -> TrainerConfig:
+    """``base`` with ``settings`` (a command's ``trainer`` section) applied, checked by key."""
+    import dataclasses
+
+    trainer_overrides(settings, path)
+    return dataclasses.replace(base, **settings)
+
+
 def quiet_lightning() -> None:
     """Silence Lightning's start-up banners; keep warnings that matter."""
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):

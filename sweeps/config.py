@@ -70,6 +70,7 @@ class SweepConfig:
     name: str | None = "unlearning-sweep"              # the study's name; null: tune-<method>
     unlearn_config: str = "configs/unlearn/quick.yaml"   # the experiment a trial varies
     unlearn_overrides: list[str] = field(default_factory=list)
+    trainer: dict[str, Any] = field(default_factory=dict)  # every trial's trainer (--accelerator gpu ... land here)
     seeds: list[int] | None = None                      # null: the unlearn config's seeds
     scheme: str = "conv_bn"                             # unless "scheme" is a searched parameter
     # a registered unlearning method (or name-label) tuned instead of a scheme; empty `params` then
@@ -89,6 +90,9 @@ class SweepConfig:
     tracking: TrackingConfig = field(default_factory=lambda: TrackingConfig(experiment="audioforge-sweeps"))
 
     def validate(self, path: str = "") -> None:
+        from audioforge.training import trainer_overrides
+
+        trainer_overrides(self.trainer)
         if self.name is None:
             if self.method is None:
                 raise ConfigError("name: a sweep of the schedules needs a study name")

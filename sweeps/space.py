@@ -12,6 +12,7 @@ import optuna
 from audioforge.config import from_dict, load_config, override
 from audioforge.errors import ConfigError
 from audioforge.paths import beside
+from audioforge.training import trainer_overrides
 from audioforge.unlearning.config import UnlearnConfig
 from sweeps.config import ParamSpec, SweepConfig
 
@@ -55,7 +56,7 @@ def method_space(name: str) -> dict[str, ParamSpec]:
 def trial_config(sweep: SweepConfig, values: dict[str, Any], base_dir: Path) -> tuple[UnlearnConfig, str]:
     """The unlearning config of one trial (only the trial's scheme or method kept, the test split
     sealed) and that model's name."""
-    overrides = [*sweep.unlearn_overrides]
+    overrides = [*sweep.unlearn_overrides, *trainer_overrides(sweep.trainer)]
     overrides += [override(k, v) for k, v in values.items() if k != SCHEME]
     if sweep.seeds is not None:
         overrides.append(f"seeds={list(sweep.seeds)}")

@@ -12,6 +12,19 @@ from audioforge.run import RunConfig
 from audioforge.tracking import TrackingConfig
 
 
+def share_trainer(cfg: RunConfig, path: str = "distill") -> None:
+    """The distillation inside a command (``continual``'s memories, ``nas``'s proxy sets,
+    ``privacy``'s set) runs on the command's own trainer, so ``--accelerator gpu`` moves all of it;
+    a ``distill.trainer`` of its own is refused rather than silently replaced."""
+    from audioforge.training import TrainerConfig
+
+    nested = cfg.distill.trainer
+    if nested != TrainerConfig() and nested != cfg.trainer:
+        raise ConfigError(f"{path}.trainer: the distillation inside this command runs on the command's trainer; "
+                          "set trainer.* (or --accelerator, --precision) instead")
+    cfg.distill.trainer = cfg.trainer
+
+
 @dataclass
 class BufferConfig:
     dir: str | None = None               # null: a folder in the cache named by data, features, network and these settings

@@ -67,13 +67,13 @@ def fit_student(model: ClassifierModule, x: torch.Tensor, y: torch.Tensor, val: 
 
 def validation_score(synthetic: dict[str, torch.Tensor], network: str, val: tuple[torch.Tensor, torch.Tensor],
                      num_classes: int, cfg: EvalConfig, seed: int, network_kwargs: dict | None = None,
-                     augment: dict | None = None) -> tuple[float, float | None]:
+                     augment: dict | None = None, trainer: TrainerConfig | None = None) -> tuple[float, float | None]:
     """Best validation accuracy of a fresh ``network`` trained on ``synthetic``, and the validation
     loss at that epoch (the tie-breaker): how distillation chooses among its synthetic sets
     (``SyntheticValidation``'s score).  No test data here."""
     lr = float(synthetic["lr"]) if "lr" in synthetic and cfg.use_learned_lr else None
     _, best = train_student(network, synthetic["x"], synthetic["y"], val, num_classes, cfg, seed, lr, network_kwargs,
-                            augment=augment)
+                            trainer, augment)
     return float(best.best_score), best.best_loss
 
 

@@ -179,7 +179,8 @@ def distil(cfg: DistillConfig, dm: AudioDataModule, out_dir: Path, logger) -> tu
     module = chosen.build(cfg, dm, syn_x, syn_y, buffer)
     score = functools.partial(validation_score, network=cfg.network, val=real_split(dm, "val"),
                               num_classes=dm.num_classes, cfg=cfg.validation, seed=cfg.seed,
-                              network_kwargs=cfg.network_kwargs, augment=dataclasses.asdict(cfg.augment))
+                              network_kwargs=cfg.network_kwargs, augment=dataclasses.asdict(cfg.augment),
+                              trainer=cfg.trainer)
     validation = SyntheticValidation(score, cfg.val_every)
     ckpt_dir = out_dir / "checkpoints"
     # one file, overwritten after every epoch (save_top_k=0 would only write it when fit ends)

@@ -34,6 +34,7 @@ from audioforge.errors import ConfigError, DataError
 from audioforge.logs import progress_shown
 from audioforge.processes import WorkerPool
 from audioforge.run import Run
+from audioforge.training import apply_trainer
 
 PROTOCOLS = ("paper", "speaker")
 
@@ -60,6 +61,7 @@ class TableConfig:
     run_missing: bool = True             # false: only assemble the cells already run (the rest show as not run)
     distill: DistillConfig = field(default_factory=DistillConfig)
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # per method: DistillConfig fields
+    trainer: dict[str, Any] = field(default_factory=dict)  # applied to distill.trainer (--accelerator gpu ... land here)
 
     def validate(self, path: str = "") -> None:
         from audioforge.distill.methods import METHODS, method
@@ -68,6 +70,7 @@ class TableConfig:
             raise ConfigError(f"kind must be table1, table2, ablation or robustness, got {self.kind!r}")
         if self.methods is None:
             self.methods = list(METHODS)
+        self.distill.trainer = apply_trainer(self.distill.trainer, self.trainer)
         for name in self.methods:
             method(name)
         if not self.methods or not self.cpcs or not self.networks or not self.features:
@@ -287,7 +290,7 @@ def _whole_entry(network: str, cfg: DistillConfig, path: Path) -> dict[str, Any]
     dm = datamodule(cfg)
     x, y = real_split(dm, "train")
     res = evaluate_set(network, {"x": x, "y": y}, real_split(dm, "val"), real_split(dm, "test"), dm.num_classes,
-                       cfg.eval, cfg.seed, augment=dataclasses.asdict(cfg.augment))
+                       cfg.eval, cfg.seed, trainer=cfg.trainer, augment=dataclasses.asdict(cfg.augment))
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(res, indent=2, default=float))
     tmp.replace(path)
@@ -369,7 +372,7 @@ def robustness(distill: DistillConfig, cell_report: dict, sigmas: list[float]) -
             x = (x - stats["mean"]) / stats["std"]
         res = evaluate_set(meta["network"], {"x": x, "y": payload["y"]} | ({"lr": payload["lr"]} if "lr" in payload else {}),
                            real_split(dm, "val"), real_split(dm, "test"), dm.num_classes, dcfg.eval, dcfg.seed,
-                           augment=dataclasses.asdict(dcfg.augment))
+                           trainer=dcfg.trainer, augment=dataclasses.asdict(dcfg.augment))
         out[str(sigma)] = {"mean": res["mean"], "std": res["std"]}
     return out
 

@@ -35,6 +35,7 @@ from audioforge.errors import ConfigError
 from audioforge.paths import beside, data_root
 from audioforge.run import Run, mean_std
 from audioforge.tracking import TrackingConfig
+from audioforge.training import trainer_overrides
 from audioforge.unlearning.config import UnlearnConfig
 from audioforge.unlearning.forgetting import MIN_MODELS, forgetting_quality, logit_margin
 from audioforge.unlearning.likelihood_ratio import MIN_MODELS as LIRA_MIN_MODELS
@@ -100,6 +101,7 @@ class BenchConfig:
     data_root: str | None = None                         # null: the unlearn config's data.root
     output_dir: str | None = None                        # null: outputs/unlearn-bench/<name>
     jobs: int = 0                                        # worker processes per cell (0 = one per core)
+    trainer: dict[str, Any] = field(default_factory=dict)  # every run's trainer (--accelerator gpu ... land here)
     tracking: TrackingConfig = field(default_factory=lambda: TrackingConfig(experiment="audioforge-unlearning-bench"))
 
     def validate(self, path: str = "") -> None:
@@ -107,6 +109,7 @@ class BenchConfig:
             raise ConfigError("seeds must hold at least one seed, all distinct")
         if self.jobs < 0:
             raise ConfigError(f"jobs must be >= 0, got {self.jobs}")
+        trainer_overrides(self.trainer)
         for i, forget in enumerate(self.forget_sets):
             forget.validate(f"forget_sets.{i}")
         if self.tuning.trials:
@@ -169,7 +172,7 @@ def cell_overrides(bench: BenchConfig, cell: Cell, seeds: list[int]) -> list[str
                  f"seeds={seeds}", f"data.forget_holdout={bench.forget_holdout}", f"jobs={bench.jobs}",
                  f"name={cell.name}", f"tracking.store={bench.tracking.store}",
                  f"tracking.experiment={bench.tracking.experiment}",
-                 f"tracking.enabled={str(bench.tracking.enabled).lower()}"]
+                 f"tracking.enabled={str(bench.tracking.enabled).lower()}", *trainer_overrides(bench.trainer)]
     if bench.tracking.uri:
         overrides.append(f"tracking.uri={bench.tracking.uri}")
     if bench.data_root:

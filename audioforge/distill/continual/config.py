@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from audioforge.distill.config import DistillConfig
+from audioforge.distill.config import DistillConfig, share_trainer
 from audioforge.distill.evaluate import EvalConfig
 from audioforge.errors import ConfigError
 from audioforge.run import RunConfig
@@ -73,6 +73,7 @@ class ContinualConfig(RunConfig):
 
     def validate(self, path: str = "") -> None:
         super().validate(path)
+        share_trainer(self)
         if self.steps < 1 or self.orders < 1 or self.jobs < 0:
             raise ConfigError(f"steps and orders must be >= 1 and jobs >= 0, got {self.steps}, {self.orders}, {self.jobs}")
         from audioforge.distill.continual.rules import RULES

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from audioforge.distill.config import DistillConfig
+from audioforge.distill.config import DistillConfig, share_trainer
 from audioforge.distill.evaluate import EvalConfig
 from audioforge.distill.nas.space import SpaceConfig
 from audioforge.errors import ConfigError
@@ -42,6 +42,7 @@ class NASConfig(RunConfig):
 
     def validate(self, path: str = "") -> None:
         super().validate(path)
+        share_trainer(self)
         from audioforge.distill.methods import METHODS
 
         if not self.proxies or len(set(self.proxies)) != len(self.proxies):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from audioforge.distill.config import DistillConfig
+from audioforge.distill.config import DistillConfig, share_trainer
 from audioforge.distill.evaluate import EvalConfig
 from audioforge.errors import ConfigError
 from audioforge.run import RunConfig
@@ -32,6 +32,7 @@ class PrivacyConfig(RunConfig):
 
     def validate(self, path: str = "") -> None:
         super().validate(path)
+        share_trainer(self)
         if self.models < 1 or self.jobs < 0:
             raise ConfigError(f"models must be >= 1 and jobs >= 0, got {self.models}, {self.jobs}")
         if self.train.runs != 1 or self.whole.runs != 1:
