@@ -23,6 +23,7 @@ from torchmetrics.classification import (MulticlassAccuracy, MulticlassF1Score, 
                                          MulticlassRecall)
 
 from lightning_modules.networks import build_network
+from lightning_modules.networks.norms import memory_format
 
 METRIC_NAMES = ("acc", "precision", "recall", "f1")
 
@@ -56,7 +57,7 @@ class ClassifierModule(pl.LightningModule):
 
             self.augment = SiameseAugment(**augment, seed=seed)
         self.net = build_network(network, tuple(input_shape), num_classes, **(network_kwargs or {}))
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.memory_format = memory_format(self.net, channels_last)
         self.net.to(memory_format=self.memory_format)
         self.automatic_optimization = False
         if optimizer not in ("adam", "sgd"):

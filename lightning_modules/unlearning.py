@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lightning_modules.networks.norms import memory_format
+
 
 class UnlearningModule(pl.LightningModule):
     def __init__(self, net: nn.Module, num_classes: int, lr: float, optimizer: str = "adam", momentum: float = 0.0,
@@ -28,7 +30,7 @@ class UnlearningModule(pl.LightningModule):
         self.net = net
         self.num_classes = num_classes
         self.lr, self.optimizer_name, self.momentum, self.weight_decay = lr, optimizer, momentum, weight_decay
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.memory_format = memory_format(self.net, channels_last)
         self.net.to(memory_format=self.memory_format)
         self.automatic_optimization = False
         self.grad_mask: dict[str, torch.Tensor] | None = None  # parameter name -> 0/1 mask

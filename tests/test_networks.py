@@ -57,3 +57,22 @@ def test_bad_network_arguments_are_config_errors():
         build_network("resnet18", (3, 20, 20), 10, min_map=0)
     with pytest.raises(ConfigError, match="unknown network 'resnet50'"):
         build_network("resnet50", (3, 20, 20), 10)
+
+
+@pytest.mark.parametrize("name, kwargs, layout", [
+    ("convnet", {}, torch.contiguous_format),                 # instance norm (GroupNorm): default layout
+    ("convnet", {"norm": "batch"}, torch.channels_last),
+    ("resnet18", {}, torch.contiguous_format),
+    ("resnet18bn", {}, torch.channels_last),
+    ("unlearning_cnn", {}, torch.channels_last)])
+def test_channels_last_only_where_the_network_has_no_group_norm(name, kwargs, layout):
+    from lightning_modules.classifier import ClassifierModule
+    from lightning_modules.networks.norms import memory_format
+
+    shape = (1, 20, 20) if name == "unlearning_cnn" else (3, 20, 20)
+    net = build_network(name, shape, 10, **kwargs)
+    assert memory_format(net, channels_last=True) == layout
+    assert memory_format(net, channels_last=False) == torch.contiguous_format
+    module = ClassifierModule(name, shape, 10, network_kwargs=kwargs)
+    conv = next(m for m in module.net.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=layout)

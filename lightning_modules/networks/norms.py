@@ -3,10 +3,21 @@ ConvNet search space of the dataset-condensation papers: five norms, three activ
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 NORMS = ("instance", "batch", "layer", "group", "none")
 ACTIVATIONS = ("relu", "leakyrelu", "sigmoid")
+
+
+def memory_format(net: nn.Module, channels_last: bool) -> torch.memory_format:
+    """The layout ``net`` trains in when channels-last is asked for: channels-last speeds up the
+    convolutions (about 1.2x on CPU), but not a network with GroupNorm (our instance norm), whose
+    CPU kernels in channels-last took 6x as long as in the default layout (59 against 10 ms forward
+    and backward at 64 x 128 x 20 x 20), so that the whole ConvNet step took 1.45x as long."""
+    if channels_last and not any(isinstance(m, nn.GroupNorm) for m in net.modules()):
+        return torch.channels_last
+    return torch.contiguous_format
 
 
 def norm_layer(kind: str, channels: int, size: tuple[int, int] | None = None) -> nn.Module:
