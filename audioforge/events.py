@@ -34,7 +34,8 @@ def announce(event: str, **fields) -> None:
 
 
 class AnnounceEpochs(pl.Callback):
-    """Announces ``epoch``, the module's device and the trainer's precision at the start of every training epoch (rank 0 only)."""
+    """Announces ``epoch``, the module's device and the trainer's precision at the start of every
+    training epoch (rank 0 only)."""
 
     def on_train_epoch_start(self, trainer, pl_module):
         if trainer.is_global_zero and os.environ.get(VARIABLE):

@@ -68,22 +68,20 @@ class FitConfig:
 
 def trainer_overrides(settings: dict[str, Any], path: str = "trainer") -> list[str]:
     """``trainer.<key>=<value>`` overrides for the runs a command launches (the cells of
-    ``unlearn-bench``, the trials of ``sweep``), checked against :class:`TrainerConfig`'s fields."""
-    from audioforge.config import override
+    ``unlearn-bench``, the trials of ``sweep``), checked as any :class:`TrainerConfig` is (keys,
+    types, values)."""
+    from audioforge.config import from_dict, override
 
-    known = TrainerConfig.__dataclass_fields__
-    for key in settings:
-        if key not in known:
-            raise ConfigError(f"{path}.{key}: unknown trainer setting (known: {', '.join(known)})")
+    from_dict(TrainerConfig, settings, path)
     return [override(f"trainer.{key}", value) for key, value in settings.items()]
 
 
 def apply_trainer(base: TrainerConfig, settings: dict[str, Any], path: str = "trainer") -> TrainerConfig:
-    """``base`` with ``settings`` (a command's ``trainer`` section) applied, checked by key."""
-    import dataclasses
+    """``base`` with ``settings`` (a command's ``trainer`` section) applied, checked as any
+    :class:`TrainerConfig` is."""
+    from audioforge.config import from_dict, to_dict
 
-    trainer_overrides(settings, path)
-    return dataclasses.replace(base, **settings)
+    return from_dict(TrainerConfig, {**to_dict(base), **settings}, path)
 
 
 def quiet_lightning() -> None:

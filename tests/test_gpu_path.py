@@ -156,5 +156,7 @@ def test_commands_that_launch_runs_pass_their_trainer_on():
             load_config(cls, files, ["distill.trainer.precision=bf16-mixed"])
     for cls, file in ((BenchConfig, "unlearn-bench/quick.yaml"), (SweepConfig, "sweep/quick.yaml"),
                       (TableConfig, "distill-table/table1.yaml")):
-        with pytest.raises(ConfigError, match="trainer.acelerator: unknown trainer setting"):
+        with pytest.raises(ConfigError, match="unknown config key trainer.acelerator"):
             load_config(cls, [REPO / "configs" / file], ["trainer.acelerator=gpu"])
+        with pytest.raises(ConfigError, match="trainer.threads must be >= 1"):
+            load_config(cls, [REPO / "configs" / file], ["trainer.threads=0"])
