@@ -137,6 +137,7 @@ def test_continual_command_on_a_synthetic_tree(synthetic_fsdd, mlflow_store, tmp
     (["distill.mtt.max_start_epoch=5"], "must be <= buffer.epochs"),
     (["rule=eeil"], "rule must be one of scratch, finetune"),
     (["finetune.temperature=0"], "finetune: temperature and balanced_lr_scale must be > 0"),
+    (["network_kwargs={widht: 16}"], "network_kwargs: bad arguments for network 'convnet'"),
 ])
 def test_bad_continual_input_fails_before_anything_is_recorded(synthetic_fsdd, mlflow_store, tmp_path, capsys,
                                                                 extra, message):
@@ -246,3 +247,29 @@ def test_a_learned_memory_in_the_step_folder_is_read_back(synthetic_fsdd, tmp_pa
     report = experiment.run_cell(cfg, cell, str(tmp_path / "cell"), None)
     assert report["steps"][0]["memory_selection"] == {"best_iteration": 7}
     assert report["steps"][1]["memory_counts"] == {str(c): 3 for c in sorted(classes)}
+
+
+def test_network_kwargs_build_every_steps_network_and_the_memorys_distillation(synthetic_fsdd, tmp_path, monkeypatch):
+    """``network_kwargs`` reach the networks every step trains (carried from step to step under
+    finetune, so a mismatch would fail to load) and the network each memory is distilled for."""
+    from audioforge.distill import experiment as distillation
+    from audioforge.distill.continual import experiment
+
+    cfg = tiny_config(synthetic_fsdd, tmp_path / "c", "memory.methods=[mtt]", "rule=finetune",
+                      "finetune.balanced_epochs=1", "network_kwargs={width: 16}")
+    distilled_for = []
+    real_distil = distillation.distil
+
+    def distil(dcfg, *args, **kwargs):
+        distilled_for.append((dcfg.network, dict(dcfg.network_kwargs)))
+        return real_distil(dcfg, *args, **kwargs)
+
+    monkeypatch.setattr(distillation, "distil", distil)
+    cell = experiment.plan(cfg, 10)[0]
+    report = experiment.run_cell(cfg, cell, str(tmp_path / "cell"), None)
+    assert distilled_for == [("convnet", {"width": 16})]
+    state = torch.load(tmp_path / "cell" / "step-0" / "model.pt")
+    assert {v.shape[0] for v in state.values() if v.dim() == 4} == {16}
+    assert len(report["steps"]) == 2
+    assert "Networks built with width 16." in "\n".join(experiment.markdown(
+        experiment.summarize(cfg, cfg.data.load(cfg.features, 0), [cell], {cell.name: report})))

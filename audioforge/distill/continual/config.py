@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from audioforge.distill.config import DistillConfig, share_trainer
 from audioforge.distill.evaluate import EvalConfig
@@ -56,6 +57,10 @@ class ContinualConfig(RunConfig):
     order_seed: int = 0
     class_orders: list[list[int]] | None = None  # ... or these explicit orders (each a permutation of the classes)
     networks: list[str] = field(default_factory=lambda: ["convnet"])
+    # arguments of every network in ``networks``, for the steps' networks and the memories distilled
+    # for them alike (e.g. {width: 64}; they replace distill.network_kwargs); empty: each network's
+    # defaults (ConvNet: the reference width 128)
+    network_kwargs: dict[str, Any] = field(default_factory=dict)
     # scratch: at every step a fresh network trains on the memory and the new classes' clips (the
     # dataset-condensation literature's protocol); finetune: EEIL-style, the previous step's network
     # fine-tuned with a distillation loss, then a balanced stage (audioforge.distill.continual.rules)
@@ -83,12 +88,17 @@ class ContinualConfig(RunConfig):
         self.finetune.validate()
         if not self.networks:
             raise ConfigError("networks must name at least one network")
-        from lightning_modules.networks import NETWORKS
+        from lightning_modules.networks import NETWORKS, build_network
 
         for n in self.networks:
             if n not in NETWORKS:
                 raise ConfigError(f"networks: unknown network {n!r} (known: {', '.join(sorted(NETWORKS))})")
+            try:  # a misspelt argument fails here, before any run is recorded
+                build_network(n, (1, 20, 20), 2, **self.network_kwargs)
+            except ConfigError as exc:
+                raise ConfigError(f"network_kwargs: {exc}") from None
         self.memory.validate()
+        self.distill.network_kwargs = dict(self.network_kwargs)  # memories are distilled for the cells' networks
         import dataclasses
 
         for name in self.memory.methods:  # each learned memory's distillation settings, as it will run

@@ -251,9 +251,8 @@ def summarize(cfg: ContinualConfig, dm, cells: list[Cell], reports: dict[str, di
                 entry["kept_start"] = [int(sum(kept)), len(kept)]
             summary.setdefault(memory, {})[network] = entry
     return {"name": cfg.name, "dataset": cfg.data.dataset, "classes": dm.class_names, "steps": cfg.steps,
-            "rule": cfg.rule, "per_class": cfg.memory.per_class, "orders": [list(c.order) for c in cells
-                                                                             if c.memory == cells[0].memory
-                                                                             and c.network == cells[0].network],
+            "rule": cfg.rule, "per_class": cfg.memory.per_class, "network_kwargs": cfg.network_kwargs,
+            "orders": [list(c.order) for c in cells if c.memory == cells[0].memory and c.network == cells[0].network],
             "summary": summary, "cells": reports}
 
 
@@ -266,13 +265,18 @@ def _pct(entry: dict[str, float]) -> str:
     return f"{100 * entry['mean']:.2f} ± {100 * entry['std']:.2f}"
 
 
+def _kwargs(kwargs: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in kwargs.items())
+
+
 def markdown(report: dict[str, Any]) -> list[str]:
     steps = report["steps"]
     lines = [f"# {report['name']}: class-incremental learning on {report['dataset']}", "",
              f"{len(report['orders'])} class orders, {steps} steps of {len(report['classes']) // steps} classes, "
              f"memory of {report['per_class']} examples per old class, rule `{report['rule']}` "
              f"({RULE_TEXT[report['rule']]}), epoch chosen on the seen classes' validation clips. "
-             "Test accuracy (%) on all classes seen so far, mean ± std over orders.", "",
+             + (f"Networks built with {_kwargs(report['network_kwargs'])}. " if report.get("network_kwargs") else "")
+             + "Test accuracy (%) on all classes seen so far, mean ± std over orders.", "",
              "| memory | network | " + " | ".join(f"step {t + 1}" for t in range(steps)) + " | paper (final) |",
              "|---|---|" + "---|" * (steps + 1)]
     for memory, by in report["summary"].items():

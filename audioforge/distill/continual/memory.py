@@ -35,11 +35,11 @@ def learned(method: str, network: str, distill, dm, classes: list[int], per_clas
             folder: Path) -> dict:
     """A set distilled by ``method`` from ``dm``'s clips of ``classes``; labels mapped back to the
     dataset's.  ``distill`` is a :class:`DistillConfig` whose method, CPC, network and seed are set
-    here, the network built as the cell trains it (default arguments); ``folder`` holds its
-    checkpoints (a rerun resumes)."""
+    here; its ``network_kwargs`` are the cells' (:class:`ContinualConfig` sets them), so the
+    network is built as the cell trains it; ``folder`` holds its checkpoints (a rerun resumes)."""
     from audioforge.distill.experiment import distil
 
-    cfg = dataclasses.replace(distill, method=method, cpc=per_class, network=network, network_kwargs={}, seeds=[seed],
+    cfg = dataclasses.replace(distill, method=method, cpc=per_class, network=network, seeds=[seed],
                               normalize=False, reconstruct=False, output_dir=str(folder))
     view = dm.subset_classes(classes)
     synthetic, selection = distil(cfg, view, folder, False)

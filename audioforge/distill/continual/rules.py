@@ -57,7 +57,7 @@ Rule = Callable[..., tuple[ClassifierModule, BestWeights, dict]]
 def scratch(cfg, network: str, num_classes: int, data: StepData, previous: dict | None,
             augment: dict) -> tuple[ClassifierModule, BestWeights, dict]:
     model, best = evaluate.train_student(network, *data.train, data.val, num_classes, cfg.train, data.seed,
-                                         trainer=cfg.trainer, augment=augment)
+                                         network_kwargs=cfg.network_kwargs, trainer=cfg.trainer, augment=augment)
     return model, best, {}
 
 
@@ -75,14 +75,14 @@ def finetune(cfg, network: str, num_classes: int, data: StepData, previous: dict
         from lightning_modules.incremental import IncrementalClassifier
 
         model = IncrementalClassifier(network, tuple(x.shape[1:]), num_classes, data.seen, teachers, ft.temperature,
-                                      lr=lr, optimizer="sgd", momentum=cfg.train.momentum,
+                                      network_kwargs=cfg.network_kwargs, lr=lr, optimizer="sgd", momentum=cfg.train.momentum,
                                       weight_decay=cfg.train.weight_decay, augment=augment if cfg.train.augment else None,
                                       lr_decay_at=cfg.train.lr_decay_at, seed=data.seed)
         model.net.load_state_dict(state)
         return model
 
     def frozen(state: dict) -> torch.nn.Module:
-        net = build_network(network, tuple(x.shape[1:]), num_classes)
+        net = build_network(network, tuple(x.shape[1:]), num_classes, **cfg.network_kwargs)
         net.load_state_dict(state)
         return net
 
