@@ -1,8 +1,10 @@
 """Decoding cost per clip, side by side in one run: one-second 16 kHz clips (a folder set, as
 ``benchmarks.user_data`` writes it) decoded and resampled to 8 kHz through librosa's wrapper
 (``librosa.resample(res_type="soxr_hq")``, how decoding called it before) and through
-:func:`datamodules.audio_io.load_audio` (soxr called directly), beside real FSDD clips (8 kHz, no
-resampling); each followed by the same MFCC extraction.  Process CPU time, not wall time, so other
+:func:`datamodules.audio_io.load_audio` (soxr called directly) on the whole file, and on the part
+the features use (``max_samples``: 0.76 s and the resampler's look-ahead, as extraction reads
+now), beside real FSDD clips read as extraction reads them (8 kHz, no resampling); each followed
+by the same MFCC extraction.  Process CPU time, not wall time, so other
 work on the cores moves the figures little; median of ``--repeats`` alternating rounds.
 
 ``python -m benchmarks.resampling [--data DIR] [--clips N] [--repeats R]``"""
@@ -52,17 +54,22 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     from datamodules.audio_io import load_audio
+    from datamodules.features import FeatureSpec
 
     torch.set_num_threads(1)
     fsdd = sorted(str(p) for p in (data_root(argv) / "fsdd" / "recordings").glob("*.wav"))[:args.clips]
     with tempfile.TemporaryDirectory() as tmp:
         folder = sorted(str(p) for p in write_tree(Path(tmp), args.clips).rglob("*.wav"))
         cpu_ms_per_clip(load_audio, folder[:50])  # imports and first-call costs out of the rounds
-        rounds: dict[str, list[float]] = {"folder, librosa's wrapper": [], "folder, soxr direct": [], "fsdd": []}
+        def used_part(path: str, rate: int):
+            return load_audio(path, rate, FeatureSpec().num_samples)
+
+        cases = {"folder, librosa's wrapper": through_librosa, "folder, soxr direct, whole file": load_audio,
+                 "folder, soxr direct, used part": used_part, "fsdd": used_part}
+        rounds: dict[str, list[float]] = {name: [] for name in cases}
         for _ in range(args.repeats):
-            rounds["folder, librosa's wrapper"].append(cpu_ms_per_clip(through_librosa, folder))
-            rounds["folder, soxr direct"].append(cpu_ms_per_clip(load_audio, folder))
-            rounds["fsdd"].append(cpu_ms_per_clip(load_audio, fsdd))
+            for name, decode in cases.items():
+                rounds[name].append(cpu_ms_per_clip(decode, fsdd if name == "fsdd" else folder))
     out = {name: float(np.median(v)) for name, v in rounds.items()}
     for name, ms in out.items():
         print(f"{name:28s} {ms:.3f} ms CPU per clip ({ms / out['fsdd']:.2f}x FSDD)")

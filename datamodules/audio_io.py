@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import stat
 from pathlib import Path
 
@@ -11,10 +12,18 @@ import soundfile as sf
 from audioforge.errors import DataError
 
 
-def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
+# samples, at the lower of the file's and the target rate, read past the wanted part so that the
+# resampler's filter sees what it would in the whole file: 128 already give the whole-file output
+# within float rounding (5e-7) for 8-48 kHz in either direction
+LOOKAHEAD = 512
+
+
+def load_audio(path: str | Path, sample_rate: int, max_samples: int | None = None) -> np.ndarray:
     """Read ``path`` (any format libsndfile reads, 16/24-bit PCM and float included), mix to mono
-    and resample to ``sample_rate``.  Raises :class:`DataError` naming the file when it is missing,
-    empty or cannot be decoded."""
+    and resample to ``sample_rate``.  With ``max_samples``, only the first ``max_samples`` output
+    samples are wanted: the file is read only as far as they (and the resampler's look-ahead)
+    need, so a long recording costs what its used part does.  Raises :class:`DataError` naming
+    the file when it is missing, empty or cannot be decoded."""
     path = Path(path)
     try:
         info = path.stat()
@@ -25,7 +34,13 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     if info.st_size == 0:
         raise DataError(f"audio file is empty (0 bytes): {path}")
     try:
-        audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        with sf.SoundFile(str(path)) as f:
+            sr, frames = f.samplerate, -1
+            if max_samples is not None:
+                lookahead = 0 if f.samplerate == sample_rate else LOOKAHEAD
+                frames = math.ceil((max_samples + lookahead * sample_rate / min(f.samplerate, sample_rate))
+                                   * f.samplerate / sample_rate)
+            audio = f.read(frames, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
         raise DataError(f"cannot decode audio file {path}: {exc}") from None
     if audio.shape[0] == 0:

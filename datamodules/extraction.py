@@ -29,7 +29,7 @@ BAR_FROM = 500         # fewer clips than this show no bar (they take well under
 
 def extract_chunk(paths: Sequence[str], spec: FeatureSpec) -> torch.Tensor:
     """Features of ``paths`` (each decoded, mixed to mono, resampled, cut or padded)."""
-    waves = [fit_length(load_audio(p, spec.sample_rate), spec.num_samples) for p in paths]
+    waves = [fit_length(load_audio(p, spec.sample_rate, spec.num_samples), spec.num_samples) for p in paths]
     return extract(waves, spec, chunk=len(waves) or 1)
 
 

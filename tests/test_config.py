@@ -117,6 +117,12 @@ def test_application_presets_distill_with_the_reference_convnet():
     from audioforge.distill.privacy.config import PrivacyConfig
 
     assert load_config(DistillConfig, [REPO / "configs" / "distill" / "quick.yaml"], []).network_kwargs == {"width": 64}
-    for kind, config in (("continual", ContinualConfig), ("nas", NASConfig), ("privacy", PrivacyConfig)):
+    for kind, config in (("nas", NASConfig), ("privacy", PrivacyConfig)):
         for path in sorted((REPO / "configs" / kind).glob("*.yaml")):
             assert load_config(config, [path], []).distill.network_kwargs.get("width", 128) == 128, path
+    # continual distils its memories for the cells' networks: the reference width unless a preset
+    # narrows both (``narrow``)
+    for path in sorted((REPO / "configs" / "continual").glob("*.yaml")):
+        cfg = load_config(ContinualConfig, [path], [])
+        assert cfg.distill.network_kwargs == cfg.network_kwargs, path
+        assert cfg.network_kwargs.get("width", 128) == (64 if path.stem == "narrow" else 128), path

@@ -41,6 +41,35 @@ def test_resampled_clips_are_librosas_soxr_hq_resampling(data_root):
                 np.testing.assert_array_equal(fit_length(load_audio(path, rate), n), fit_length(ref, n))
 
 
+def test_a_wanted_length_reads_only_the_part_of_the_file_it_needs(data_root, tmp_path):
+    """``load_audio(..., max_samples=n)`` gives the whole file's first n samples (within float
+    rounding where it resamples) and reads no further than they need: a recording whose later
+    part is NaN decodes when only its start is wanted, and fails when all of it is."""
+    import soundfile as sf
+
+    from audioforge.errors import DataError
+
+    paths = [data_root / "fsdd" / "recordings" / "0_george_0.wav",
+             next((data_root / "ravdess").rglob("*.wav"), None), next((data_root / "urbansound8k").rglob("*.wav"), None)]
+    for path in [p for p in paths if p is not None]:
+        for rate, n in ((8000, 6080), (8000, 2000), (16000, 56000), (22050, 30000)):
+            whole = fit_length(load_audio(path, rate), n)
+            part = load_audio(path, rate, n)
+            np.testing.assert_allclose(fit_length(part, n), whole, atol=2e-6)
+            if sf.info(str(path)).samplerate == rate:
+                np.testing.assert_array_equal(fit_length(part, n), whole)
+    rng = np.random.default_rng(0)
+    for rate in (16000, 8000):
+        wave = rng.normal(scale=0.1, size=3 * rate).astype(np.float32)
+        wave[2 * rate:] = np.nan
+        path = tmp_path / f"tail-{rate}.wav"
+        sf.write(path, wave, rate, subtype="FLOAT")
+        head = load_audio(path, 8000, 6080)
+        assert np.isfinite(head).all() and len(head) < 2 * 8000
+        with pytest.raises(DataError, match=f"NaN or infinite samples: {path}"):
+            load_audio(path, 8000)
+
+
 def test_pad_and_cut_to_twenty_frames():
     spec = FeatureSpec()
     short, long = np.random.default_rng(0).normal(size=(2, 20000)).astype(np.float32)
