@@ -3,7 +3,7 @@
 (``librosa.resample(res_type="soxr_hq")``, how decoding called it before) and through
 :func:`datamodules.audio_io.load_audio` (soxr called directly) on the whole file, and on the part
 the features use (``max_samples``: 0.76 s and the resampler's look-ahead, as extraction reads
-now), beside real FSDD clips read as extraction reads them (8 kHz, no resampling); each followed
+now), the same for five-second clips (where the used part is a sixth of the file), beside real FSDD clips read as extraction reads them (8 kHz, no resampling); each followed
 by the same MFCC extraction.  Process CPU time, not wall time, so other
 work on the cores moves the figures little; median of ``--repeats`` alternating rounds.
 
@@ -59,20 +59,22 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(1)
     fsdd = sorted(str(p) for p in (data_root(argv) / "fsdd" / "recordings").glob("*.wav"))[:args.clips]
     with tempfile.TemporaryDirectory() as tmp:
-        folder = sorted(str(p) for p in write_tree(Path(tmp), args.clips).rglob("*.wav"))
+        folder = sorted(str(p) for p in write_tree(Path(tmp) / "short", args.clips).rglob("*.wav"))
+        long = sorted(str(p) for p in write_tree(Path(tmp) / "long", args.clips, seconds=5.0).rglob("*.wav"))
         cpu_ms_per_clip(load_audio, folder[:50])  # imports and first-call costs out of the rounds
         def used_part(path: str, rate: int):
             return load_audio(path, rate, FeatureSpec().num_samples)
 
         cases = {"folder, librosa's wrapper": through_librosa, "folder, soxr direct, whole file": load_audio,
-                 "folder, soxr direct, used part": used_part, "fsdd": used_part}
+                 "folder, soxr direct, used part": used_part, "5-s folder, soxr direct, whole file": load_audio,
+                 "5-s folder, soxr direct, used part": used_part, "fsdd": used_part}
         rounds: dict[str, list[float]] = {name: [] for name in cases}
         for _ in range(args.repeats):
             for name, decode in cases.items():
-                rounds[name].append(cpu_ms_per_clip(decode, fsdd if name == "fsdd" else folder))
+                rounds[name].append(cpu_ms_per_clip(decode, fsdd if name == "fsdd" else long if name.startswith("5-s") else folder))
     out = {name: float(np.median(v)) for name, v in rounds.items()}
     for name, ms in out.items():
-        print(f"{name:28s} {ms:.3f} ms CPU per clip ({ms / out['fsdd']:.2f}x FSDD)")
+        print(f"{name:36s} {ms:.3f} ms CPU per clip ({ms / out['fsdd']:.2f}x FSDD)")
     print(json.dumps(out))
     return out
 

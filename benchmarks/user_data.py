@@ -22,16 +22,17 @@ from benchmarks.common import REPO, data_root, quiet
 CLASSES = 10
 
 
-def write_tree(root: Path, clips: int, sample_rate: int = 16000) -> Path:
-    """``clips`` one-second tones-in-noise, one folder per class, 40 speakers (file-name prefix)."""
+def write_tree(root: Path, clips: int, sample_rate: int = 16000, seconds: float = 1.0) -> Path:
+    """``clips`` tones-in-noise of ``seconds`` each, one folder per class, 40 speakers (file-name
+    prefix)."""
     import soundfile as sf
 
     rng = np.random.default_rng(0)
-    t = np.arange(sample_rate) / sample_rate
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
     for k in range(clips):
         label, speaker = k % CLASSES, (k // CLASSES) % 40
         f0 = 200 * 2 ** (label / 6) * (1 + 0.01 * speaker)
-        wave = 0.3 * np.sin(2 * np.pi * f0 * t + rng.uniform(0, 6.3)) + 0.02 * rng.standard_normal(sample_rate)
+        wave = 0.3 * np.sin(2 * np.pi * f0 * t + rng.uniform(0, 6.3)) + 0.02 * rng.standard_normal(t.size)
         folder = root / f"class{label}"
         folder.mkdir(parents=True, exist_ok=True)
         sf.write(folder / f"spk{speaker:02d}_{k:05d}.wav", wave.astype(np.float32), sample_rate, subtype="PCM_16")
