@@ -22,3 +22,12 @@ def process_rank() -> int:
 
 def is_rank_zero() -> bool:
     return process_rank() == 0
+
+
+def barrier() -> None:
+    """Wait until every rank of the launch's process group reaches this point (nothing to wait for
+    outside a distributed launch, or before its first fit has opened the group)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()

@@ -10,7 +10,6 @@ tasks of different seeds, and original and gold of one seed, run in parallel pro
 from __future__ import annotations
 
 import copy
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -20,7 +19,7 @@ import torch
 
 from audioforge import processes
 from audioforge.config import to_dict
-from audioforge.distributed import is_rank_zero
+from audioforge.distributed import barrier, is_rank_zero
 from audioforge.errors import DataError
 from audioforge.evaluation import (SplitScores, membership_inference, penultimate_features, probe_auc,
                                    score_split)
@@ -156,13 +155,15 @@ def run_task(cfg: UnlearnConfig, task: Task, out_dir: str, tracker: Tracker | No
             if task.scheme is None:
                 weights = {"net": model.net.state_dict(), "initial_state": model.initial_state}
                 BaseModelCache().save(key, weights, {**entry, "run_id": None}, replace=not cfg.reuse_base_models)
+        if task.scheme is None:  # the other ranks go on only once rank 0 has cached the model they start from
+            barrier()
     return entry
 
 
 def original_copy(cfg: UnlearnConfig, dm: AudioDataModule, fit: FitConfig, seed: int) -> ClassifierModule:
     """A classifier holding seed ``seed``'s trained original (from the base-model cache)."""
     model = new_model(cfg, dm, fit, seed)
-    cached = wait_for_original(cfg, seed, dm.content_key)
+    cached = load_original(cfg, seed, dm.content_key)
     if cached is None:
         raise DataError(f"no trained original model for seed {seed} with these settings in "
                         f"{BaseModelCache().directory}: train it first (task original)")
@@ -186,14 +187,10 @@ def method_epochs(cfg: UnlearnConfig, name: str) -> int:
     return getattr(method_params(name, cfg.methods[name], f"methods.{name}"), "epochs", 0)
 
 
-def wait_for_original(cfg: UnlearnConfig, seed: int, content_key: str, seconds: float = 600.0):
-    """The cached original of ``seed``.  On ranks other than 0 it may still be being written by
-    rank 0 (which scores and saves after the fit all ranks shared): wait for it."""
-    cache, key = BaseModelCache(), base_model_key(cfg, "original", seed, content_key)
-    deadline = time.monotonic() + (seconds if not is_rank_zero() else 0)
-    while (cached := cache.load(key)) is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return cached
+def load_original(cfg: UnlearnConfig, seed: int, content_key: str):
+    """The cached original of ``seed`` (under a distributed launch, rank 0 cached it before every
+    rank left the original's task: :func:`run_task`'s barrier)."""
+    return BaseModelCache().load(base_model_key(cfg, "original", seed, content_key))
 
 
 def reuse_base_model(cfg: UnlearnConfig, task: Task, dm: AudioDataModule, cached, key: str, folder: Path,
