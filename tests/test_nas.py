@@ -71,6 +71,32 @@ def test_spearman_on_known_rankings():
     assert top(truth, 0.05, 3) == [3, 4, 1] and top(truth, 0.5, 1) == [3, 4, 1]
 
 
+def test_a_learned_set_left_at_its_start_is_flagged_in_the_report():
+    """A DDFAD set that selection kept at iteration 0 is real clips, as a Random set: the report says
+    so in its row; a set chosen later is not flagged, nor are sets that are not learned."""
+    from pathlib import Path
+
+    from audioforge.config import load_config
+    from audioforge.distill.nas.config import NASConfig
+    from audioforge.distill.nas.experiment import markdown, summarize
+
+    preset = Path(__file__).resolve().parents[1] / "configs" / "nas" / "quick.yaml"
+    cfg = load_config(NASConfig, [preset], ["proxies=[mtt, random, early_stopping]"])
+    networks = cfg.space.candidates()[:6]
+    results = {c.name: {task: {"val_acc": 0.5 + i / 20, "test_acc": 0.5, "seconds": 1.0,
+                               "early_stopping": {"val_acc": 0.5 + i / 30, "seconds": 0.5}}
+                        for task in ("ground_truth", "mtt", "random")} for i, c in enumerate(networks)}
+    for best_iteration, flagged in ((0, True), (20, False)):
+        sets = {"mtt": {"seconds": 3.0, "selection": {"best_iteration": best_iteration}},
+                "random": {"seconds": 0.0, "selection": {}}}
+        report = summarize(cfg, networks, sets, results)
+        assert [report["proxies"][p]["kept_start"] for p in ("mtt", "random", "early_stopping")] == [flagged, None, None]
+        rows = {line.split(" | ")[0]: line for line in markdown(report) if line.startswith("| ")}
+        assert ("| mtt **(kept its starting set)**" in rows) is flagged
+        assert ("| mtt" in rows) is not flagged and "| random" in rows
+        assert ("measures a Random set, not the method" in "\n".join(markdown(report))) is flagged
+
+
 def test_nas_command_on_a_synthetic_tree(synthetic_fsdd, mlflow_store, tmp_path, monkeypatch):
     out = tmp_path / "nas"
     args = ["nas", *TINY, "--data", str(synthetic_fsdd), "--output", str(out), f"tracking.store={mlflow_store}",
