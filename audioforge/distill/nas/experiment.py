@@ -204,7 +204,7 @@ def summarize(cfg: NASConfig, networks: list[Candidate], sets: dict[str, dict],
         if proxy == EARLY_STOPPING:
             scores = np.array([results[n][GROUND_TRUTH]["early_stopping"]["val_acc"] for n in names])
             seconds = float(sum(results[n][GROUND_TRUTH]["early_stopping"]["seconds"] for n in names))
-            build = 0.0
+            build, best_iteration = 0.0, None
         else:
             scores = np.array([results[n][proxy]["val_acc"] for n in names])
             build = float(sets[proxy]["seconds"])
@@ -219,8 +219,7 @@ def summarize(cfg: NASConfig, networks: list[Candidate], sets: dict[str, dict],
                           "time_ratio": seconds / gt_seconds if gt_seconds else None,
                           "paper_spearman_top": PAPER_CORRELATION.get(proxy),
                           # a learned set that selection left at iteration 0: real clips, as a Random set's
-                          "kept_start": None if proxy == EARLY_STOPPING or best_iteration is None
-                          else best_iteration == 0}
+                          "kept_start": None if best_iteration is None else best_iteration == 0}
     oracle = int(np.argmax(gt))
     return {"name": cfg.name, "dataset": cfg.data.dataset, "space_size": len(cfg.space.candidates()),
             "sampled": len(names), "sample_seed": cfg.sample_seed, "top": [names[i] for i in best],
