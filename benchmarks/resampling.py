@@ -3,8 +3,9 @@
 (``librosa.resample(res_type="soxr_hq")``, how decoding called it before) and through
 :func:`datamodules.audio_io.load_audio` (soxr called directly) on the whole file, and on the part
 the features use (``max_samples``: 0.76 s and the resampler's look-ahead, as extraction reads
-now), the same for five-second clips (where the used part is a sixth of the file), beside real FSDD clips read as extraction reads them (8 kHz, no resampling); each followed
-by the same MFCC extraction.  Process CPU time, not wall time, so other
+now), the same for five-second clips (where the used part is a sixth of the file), beside real
+FSDD clips read as extraction reads them (8 kHz, no resampling); each followed by the same MFCC
+extraction.  Process CPU time, not wall time, so other
 work on the cores moves the figures little; median of ``--repeats`` alternating rounds.
 
 ``python -m benchmarks.resampling [--data DIR] [--clips N] [--repeats R]``"""
