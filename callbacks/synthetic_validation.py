@@ -16,6 +16,13 @@ import lightning.pytorch as pl
 import torch
 
 
+def kept_start(selection: dict | None) -> bool | None:
+    """Whether a distillation's selection (``best_iteration`` as this callback reports it) kept the
+    starting set, i.e. the real clips it began from; ``None`` for a set that was not learned."""
+    iteration = (selection or {}).get("best_iteration")
+    return None if iteration is None else iteration == 0
+
+
 class SyntheticValidation(pl.Callback):
     def __init__(self, score: Callable[[dict[str, torch.Tensor]], float], every: int = 1):
         self.score_set, self.every = score, every

@@ -35,6 +35,7 @@ from audioforge.logs import progress_shown
 from audioforge.processes import WorkerPool
 from audioforge.run import Run
 from audioforge.training import apply_trainer
+from callbacks.synthetic_validation import kept_start
 
 PROTOCOLS = ("paper", "speaker")
 
@@ -326,8 +327,8 @@ def summarize(cfg: TableConfig, rots: list[Rotation], results: dict[str, dict], 
                         own = [r["eval"].get(arch) if r else None for r in reports]
                         entry.setdefault("eval", {})[arch] = combine(own)
                     acc = entry["eval"].get(network)  # on its own architecture (table2 may not evaluate it)
-                    learned = [r for r in reports if r and r.get("selection", {}).get("best_iteration") is not None]
-                    entry["kept_start"] = sum(r["selection"]["best_iteration"] == 0 for r in learned) if learned else None
+                    learned = [k for r in reports if r and (k := kept_start(r.get("selection"))) is not None]
+                    entry["kept_start"] = sum(learned) if learned else None
                     if method != "random" and "random" in cfg.methods:
                         randoms = (results.get(cell_name("random", cpc, network, feature, rt)) for rt in rots)
                         pairs = [(r["eval"][network]["mean"], q["eval"][network]["mean"]) for r, q in zip(reports, randoms)

@@ -39,6 +39,7 @@ from audioforge.distill.continual.steps import class_orders, split_steps
 from audioforge.errors import ConfigError
 from audioforge.processes import WorkerPool, progress
 from audioforge.run import Run, mean_std
+from callbacks.synthetic_validation import kept_start
 
 # Table 4 of the DDFAD paper: final accuracy (%) of class-incremental learning, memory of 20 clips
 # per old class; "EEIL" is EEIL with its herding memory, here the ``herding`` memory.
@@ -240,8 +241,7 @@ def summarize(cfg: ContinualConfig, dm, cells: list[Cell], reports: dict[str, di
             mine = [reports[c.name] for c in cells if c.memory == memory and c.network == network]
             per_step = [[r["steps"][t]["test_acc"] for r in mine] for t in range(cfg.steps)]
             old = [[r["steps"][t]["test_acc_old"] for r in mine] for t in range(1, cfg.steps)]
-            kept = [s.get("memory_selection", {}).get("best_iteration") == 0 for r in mine for s in r["steps"][:-1]
-                    if "memory_selection" in s]
+            kept = [k for r in mine for s in r["steps"][:-1] if (k := kept_start(s.get("memory_selection"))) is not None]
             entry = {"steps": [dict(zip(("mean", "std"), mean_std(v))) for v in per_step],
                      "old": [dict(zip(("mean", "std"), mean_std(v))) for v in old],
                      "final": dict(zip(("mean", "std"), mean_std(per_step[-1]))),

@@ -35,6 +35,7 @@ from audioforge.distill.nas.ranking import spearman, top
 from audioforge.distill.nas.space import Candidate, sample
 from audioforge.processes import WorkerPool, progress
 from audioforge.run import Run
+from callbacks.synthetic_validation import kept_start
 
 GROUND_TRUTH = "ground_truth"
 PAPER_CORRELATION = {"mtt": 0.73}  # DDFAD Figure 8: top-5% correlation of DDFAD on FSDD (others shown only as a plot)
@@ -204,11 +205,11 @@ def summarize(cfg: NASConfig, networks: list[Candidate], sets: dict[str, dict],
         if proxy == EARLY_STOPPING:
             scores = np.array([results[n][GROUND_TRUTH]["early_stopping"]["val_acc"] for n in names])
             seconds = float(sum(results[n][GROUND_TRUTH]["early_stopping"]["seconds"] for n in names))
-            build, best_iteration = 0.0, None
+            build, selection = 0.0, None
         else:
             scores = np.array([results[n][proxy]["val_acc"] for n in names])
             build = float(sets[proxy]["seconds"])
-            best_iteration = sets[proxy].get("selection", {}).get("best_iteration")
+            selection = sets[proxy].get("selection")
             seconds = float(sum(results[n][proxy]["seconds"] for n in names)) + build
         chosen = int(np.argmax(scores))  # ties: the first in space order
         for i, n in enumerate(names):
@@ -219,7 +220,7 @@ def summarize(cfg: NASConfig, networks: list[Candidate], sets: dict[str, dict],
                           "time_ratio": seconds / gt_seconds if gt_seconds else None,
                           "paper_spearman_top": PAPER_CORRELATION.get(proxy),
                           # a learned set that selection left at iteration 0: real clips, as a Random set's
-                          "kept_start": None if best_iteration is None else best_iteration == 0}
+                          "kept_start": kept_start(selection)}
     oracle = int(np.argmax(gt))
     return {"name": cfg.name, "dataset": cfg.data.dataset, "space_size": len(cfg.space.candidates()),
             "sampled": len(names), "sample_seed": cfg.sample_seed, "top": [names[i] for i in best],
