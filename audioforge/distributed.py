@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 
+from audioforge.errors import WorkerError
+
 
 def process_rank() -> int:
     for var in ("RANK", "SLURM_PROCID"):
@@ -30,4 +32,9 @@ def barrier() -> None:
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
-        dist.barrier()
+        try:
+            dist.barrier()
+        except RuntimeError as exc:  # a peer closed its connection: it failed, and says why itself
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise WorkerError(f"rank {process_rank()}: another rank of this launch stopped before reaching the "
+                              f"barrier (its own error says why): {first}") from None

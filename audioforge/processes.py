@@ -34,6 +34,7 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -241,6 +242,9 @@ class WorkerPool:
 
     ``submit(key, fn, *args)`` queues a task (``key``: hashable, ``str(key)`` names it in errors);
     ``next()`` returns ``(key, result)`` of the next task to finish; ``map`` runs a batch in order.
+    An inline pool runs each task when ``next()`` asks for it, so a task's error is raised before
+    any later task starts (under a distributed launch a later task would open a collective that the
+    other ranks, waiting where the failed task left them, never join).
     """
 
     def __init__(self, jobs: int, progress: Callable[[int], None] | None = None, fresh_process: bool = False,
@@ -251,6 +255,7 @@ class WorkerPool:
         self.status = status                 # gets one line: each busy worker's innermost stage
         self._status: dict[int, str] = {}    # worker pid -> its last stage line
         self.pending: dict[Future, Hashable] = {}
+        self._queued: deque[tuple[Future, Hashable, Callable, tuple]] = deque()  # an inline pool's tasks
         self._executor: ProcessPoolExecutor | None = None
         self._channel = None
         self._drain: threading.Thread | None = None
@@ -308,14 +313,8 @@ class WorkerPool:
     # --- work -------------------------------------------------------------------------------
     def submit(self, key: Hashable, fn: Callable, *args) -> None:
         future: Future = Future()
-        if self.inline:
-            events.announce("task", task=str(key))
-            try:
-                future.set_result(fn(*args))
-            except (KeyboardInterrupt, SystemExit):
-                raise
-            except BaseException as exc:  # noqa: BLE001 - delivered by next(), like a worker's error
-                future.set_exception(exc)
+        if self.inline:  # run by next(), in the order submitted
+            self._queued.append((future, key, fn, args))
         else:
             future = self._executor.submit(_run_task, str(key), fn, args)
             self._snapshot()
@@ -325,6 +324,11 @@ class WorkerPool:
         """``(key, result)`` of the next task to finish; its error is raised here."""
         if not self.pending:
             raise RuntimeError("no task pending")
+        if self.inline:
+            future, key, fn, args = self._queued.popleft()
+            del self.pending[future]
+            events.announce("task", task=str(key))
+            return key, fn(*args)
         while True:
             done, _ = wait(list(self.pending), timeout=0.5, return_when=FIRST_COMPLETED)
             signals.check()

@@ -104,3 +104,30 @@ def test_a_workers_stages_reach_the_status_line_innermost_first_and_leave_it_whe
     after = shown[shown.index("cell: wrapped 0/1 fit"):]
     assert not any("training" in line for line in after)  # a fit inside a stage leaves that stage shown
     assert lines[-1] == ""  # the task ended: its worker is off the line
+
+
+def test_an_inline_pool_starts_no_task_after_one_that_failed():
+    """One worker runs in this process: a task starts only when ``next()`` asks for it, so a failed
+    task's error comes before any later task runs (under DDP a later task would open a collective
+    that the other ranks, waiting where the failed one left them, never join)."""
+    started = []
+
+    def task(name):
+        started.append(name)
+        if name == "original":
+            raise OSError("cannot write the model cache")
+        return name
+
+    with WorkerPool(1) as pool:
+        assert pool.inline
+        for name in ("original", "gold", "scheme"):
+            pool.submit(name, task, name)
+        assert started == []  # queued, not run
+        try:
+            pool.next()
+        except OSError as exc:
+            assert "model cache" in str(exc)
+        else:
+            raise AssertionError("the failed task's error was not raised")
+        assert started == ["original"]
+        assert pool.next() == ("gold", "gold") and started == ["original", "gold"]
