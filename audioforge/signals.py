@@ -63,7 +63,28 @@ def check() -> None:
 
 
 class StopOnSignal(pl.Callback):
-    """Re-raises a remembered stop request at the next batch or epoch boundary."""
+    """Re-raises a remembered stop request at the next batch or epoch boundary, and keeps the
+    command's own SIGTERM handler in place during a fit.
+
+    Lightning replaces SIGTERM's handler as each fit starts with one that, under DDP, calls
+    ``torch.distributed.broadcast`` from inside the handler.  Run at an arbitrary point of rank 0
+    while another rank waits in the backward all-reduce, that broadcast never completes: the launch
+    hangs until the process group's timeout (30 minutes).  :func:`install` therefore goes back in
+    as each stage starts (after Lightning registered its own): a SIGTERM raises
+    ``KeyboardInterrupt`` as everywhere else, and Lightning's interrupt path kills the ranks it
+    launched."""
+
+    def on_train_start(self, trainer, pl_module):
+        install()
+
+    def on_validation_start(self, trainer, pl_module):
+        install()
+
+    def on_test_start(self, trainer, pl_module):
+        install()
+
+    def on_predict_start(self, trainer, pl_module):
+        install()
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         check()

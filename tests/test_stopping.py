@@ -10,6 +10,7 @@ import json
 import shlex
 import signal
 
+import lightning.pytorch as pl
 import pytest
 
 from audioforge.cli import main
@@ -41,6 +42,57 @@ def test_sigterm_stops_unlearn_and_its_workers_and_a_rerun_starts_cleanly(synthe
     # the same command, with a budget that ends, starts cleanly in the same folder and store
     assert main([*unlearn_args(synthetic_fsdd, mlflow_store, tmp_path / "out", "stop-unlearn", 2), "jobs=1"]) == 0
     assert json.loads((tmp_path / "out" / "report.json").read_text())["table1"]
+
+
+def test_a_fit_keeps_the_commands_sigterm_handler_not_lightnings():
+    """Lightning installs its own SIGTERM handler as a fit starts; under DDP that handler broadcasts
+    from inside the handler and can deadlock against another rank's all-reduce.  Inside every
+    epoch, the handler in place must be the command's (raise ``KeyboardInterrupt``)."""
+    import torch
+
+    from audioforge import signals
+    from audioforge.training import TrainerConfig, make_trainer
+    from datamodules.loader import TensorBatchLoader
+    from lightning_modules.classifier import ClassifierModule
+
+    seen = []
+
+    class Probe(pl.Callback):
+        def on_train_epoch_start(self, trainer, pl_module):
+            seen.append(signal.getsignal(signal.SIGTERM))
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        signals.install()
+        torch.manual_seed(0)
+        data = TensorBatchLoader(torch.randn(32, 1, 20, 20), torch.randint(0, 10, (32,)), 16)
+        make_trainer(TrainerConfig(), 2, callbacks=[Probe()], validate=False).fit(
+            ClassifierModule("unlearning_cnn", (1, 20, 20), 10), train_dataloaders=data)
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
+    assert seen == [signals._handle, signals._handle]
+
+
+@pytest.mark.slow  # a DDP launch; the rule it rests on is checked in-process just above
+def test_sigterm_stops_a_ddp_launch_inside_its_fit(synthetic_fsdd, mlflow_store, tmp_path):
+    """A 2-rank CPU launch stopped while both ranks train: the command exits 130 with its runs
+    KILLED and both ranks gone.  (Lightning's own SIGTERM handler broadcasts from inside the
+    handler, which deadlocks against the other rank's backward all-reduce until the process group's
+    timeout; the command's handler is kept in its place.)"""
+    args = [*unlearn_args(synthetic_fsdd, mlflow_store, tmp_path / "out", "stop-ddp", LONG), "jobs=1",
+            "model.network=convnet", "model.kwargs={width: 16, depth: 2}", "unlearning.schemes={base: []}",
+            "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "original.batch_size=8"]
+    cmd = Command(args, tmp_path)
+    cmd.wait_for("epoch")  # rank 0 trains the original, so rank 1 has joined the fit's process group
+    ranks = {e["pid"] for e in cmd.lines() if e["event"] == "command"}
+    assert len(ranks) == 2
+    cmd.send(signal.SIGTERM)
+    assert cmd.finish() == 130, cmd.stderr()
+    assert "Traceback" not in cmd.stderr()
+    assert wait_gone(ranks) == set()
+    statuses = {r.info.run_name: r.info.status for r in runs(mlflow_store, "stop-ddp")}
+    assert statuses == {"fsdd-unlearning-quick": "KILLED", "seed 0": "KILLED", "original": "KILLED"}
 
 
 @pytest.mark.slow  # the default suite has both halves: the sweep's SIGKILL test (workers die with the
