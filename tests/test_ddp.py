@@ -18,7 +18,7 @@ from audioforge.unlearning.config import UnlearnConfig
 from audioforge.unlearning.protocol import build_datamodule
 from lightning_modules.classifier import ClassifierModule, predict_logits
 
-from tests.commands import REPO, wait_gone
+from tests.commands import REPO, Command, wait_gone
 
 # One seed, one epoch per fit, with a network whose every operation is per example (ConvNet with
 # instance norm, no dropout; BatchNorm statistics would come from each rank's half of the batch) and
@@ -91,7 +91,8 @@ def test_ddp_ranks_stay_identical_and_equal_a_single_process_run(synthetic_fsdd,
 
 
 @pytest.mark.slow  # a second DDP launch; the inline pool's rule it rests on is in tests/test_worker_pool.py
-def test_a_rank_that_fails_before_the_barrier_ends_the_whole_launch_failed(synthetic_fsdd, mlflow_store, tmp_path):
+def test_a_rank_that_fails_before_the_barrier_ends_the_whole_launch_failed(synthetic_fsdd, mlflow_store, tmp_path,
+                                                                           monkeypatch):
     """Rank 0 trains the original and then cannot cache it (the cache's ``models`` folder is a
     file); rank 1 waits at the barrier for that cache.  The launch must end, non-zero, with rank 0's
     error naming the path, rank 1 saying a peer stopped, the runs FAILED and no rank left behind,
@@ -99,16 +100,11 @@ def test_a_rank_that_fails_before_the_barrier_ends_the_whole_launch_failed(synth
     cache = tmp_path / "cache"
     cache.mkdir()
     (cache / "models").write_text("not a folder")
-    env = {**os.environ, "MLFLOW_LOGGING_LEVEL": "WARNING", "AUDIOFORGE_CACHE": str(cache)}
-    args = [*COMMON, *DDP, f"tracking.store={mlflow_store}", "tracking.experiment=ddp-rank-fails",
-            "--data", str(synthetic_fsdd), "--output", str(tmp_path / "out")]
-    launch = subprocess.Popen([sys.executable, "-m", "audioforge", *args], cwd=REPO, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        _, stderr = launch.communicate(timeout=600)  # a safety net: the launch ends on its own
-    finally:
-        os.killpg(launch.pid, 9) if launch.poll() is None else None
-    assert launch.returncode != 0
+    monkeypatch.setenv("AUDIOFORGE_CACHE", str(cache))
+    launch = Command([*COMMON, *DDP, f"tracking.store={mlflow_store}", "tracking.experiment=ddp-rank-fails",
+                      "--data", str(synthetic_fsdd), "--output", str(tmp_path / "out")], tmp_path)
+    assert launch.finish() != 0  # the launch ends on its own (finish's deadline only turns a hang into a failure)
+    stderr = launch.stderr_path.read_text()
     errors = [line for line in stderr.splitlines() if line.startswith("audioforge: error:")]
     assert any(str(cache / "models") in line for line in errors), stderr[-3000:]
     assert any("rank 1: another rank of this launch stopped" in line for line in errors), stderr[-3000:]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from audioforge import processes
 from audioforge.processes import WorkerPool
 
@@ -123,11 +125,7 @@ def test_an_inline_pool_starts_no_task_after_one_that_failed():
         for name in ("original", "gold", "scheme"):
             pool.submit(name, task, name)
         assert started == []  # queued, not run
-        try:
+        with pytest.raises(OSError, match="model cache"):
             pool.next()
-        except OSError as exc:
-            assert "model cache" in str(exc)
-        else:
-            raise AssertionError("the failed task's error was not raised")
         assert started == ["original"]
         assert pool.next() == ("gold", "gold") and started == ["original", "gold"]
