@@ -125,6 +125,8 @@ def table_args(root, store, out, experiment: str, iterations: int) -> list[str]:
             f"distill.tracking.store={store}", f"distill.tracking.experiment={experiment}"]
 
 
+@pytest.mark.slow  # the default suite has each part: SIGTERM to a command with workers (unlearn, sweep), a
+# cell's worker stopped (test_distillation), a distillation resumed from last.ckpt and a table resumed by cell
 def test_sigterm_stops_distill_table_and_a_rerun_resumes_the_cell(synthetic_fsdd, mlflow_store, tmp_path):
     out = tmp_path / "table"
     cmd = Command(table_args(synthetic_fsdd, mlflow_store, out, "stop-table", LONG), tmp_path)

@@ -140,6 +140,7 @@ def test_killed_sweep_resumes_without_losing_or_repeating_trials(synthetic_fsdd,
     assert client.get_run(study.user_attrs["mlflow_run_id"]).info.status == "FINISHED"
 
 
+@pytest.mark.slow  # the frozen-worker stop below takes the same path and the harder case
 def test_sigterm_stops_the_sweep_and_its_workers(synthetic_fsdd, mlflow_store, tmp_path):
     path = sweep_file(tmp_path, synthetic_fsdd, mlflow_store, "sigterm", n_trials=4)
     cmd = Command(["sweep", "--config", str(path), "--quiet"], tmp_path)
@@ -175,6 +176,10 @@ def test_a_worker_killed_before_it_ends_its_trial_leaves_no_running_trial(synthe
     # every trial with an owner is ended; only one whose worker was frozen in the instant between
     # creating it and recording its owner may wait for the next run (the study module says so)
     assert all("owner" not in t.user_attrs for t in after.values() if t.state == TrialState.RUNNING)
+    client = MlflowClient(f"sqlite:///{mlflow_store / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("frozen-stop")
+    statuses = {r.data.tags.get("audioforge.role"): r.info.status for r in client.search_runs([exp.experiment_id])}
+    assert statuses["study"] == "KILLED" and "RUNNING" not in statuses.values(), statuses
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -235,6 +240,8 @@ def test_multi_objective_nsga2_keeps_a_pareto_front(synthetic_fsdd, mlflow_store
     assert yaml.safe_load(best.read_text())["unlearning"]["schemes"]
 
 
+@pytest.mark.slow  # the default suite has both halves: the pool's own test of a worker killed outright, and
+# the resumed study after a SIGKILL (test_killed_sweep_resumes_without_losing_or_repeating_trials)
 def test_a_killed_worker_fails_the_sweep_naming_it_and_a_rerun_completes(synthetic_fsdd, mlflow_store, tmp_path):
     """SIGKILL one of two workers mid-trial: the sweep stops with an error naming that worker (it
     never waits for a lost task), its trial is failed, and a rerun completes the study."""

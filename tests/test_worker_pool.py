@@ -129,3 +129,52 @@ def test_an_inline_pool_starts_no_task_after_one_that_failed():
             pool.next()
         assert started == ["original"]
         assert pool.next() == ("gold", "gold") and started == ["original", "gold"]
+
+
+def _running_pid(pool: WorkerPool, task: str) -> int:
+    """The worker that announced it runs ``task`` (the pool records each worker's announcement)."""
+    import time
+
+    from tests.commands import HANG
+
+    deadline = time.monotonic() + HANG
+    while time.monotonic() < deadline:
+        for pid, name in list(pool._running.items()):
+            if name == task:
+                return pid
+        time.sleep(0.02)
+    raise AssertionError(f"no worker announced task {task!r}")
+
+
+def test_a_worker_killed_outright_fails_the_pool_naming_its_process_and_task():
+    """SIGKILL (by hand or by the out-of-memory killer) leaves no result: ``next()`` raises at once
+    with the process, its task and the signal, rather than waiting for the lost task."""
+    import signal
+    import time
+
+    from audioforge.errors import WorkerError
+
+    with pytest.raises(WorkerError) as caught, WorkerPool(2) as pool:
+        pool.submit("victim", time.sleep, 3600)
+        pool.submit("bystander", time.sleep, 3600)
+        victim = _running_pid(pool, "victim")
+        os.kill(victim, signal.SIGKILL)
+        pool.next()
+    message = str(caught.value)
+    assert f"process {victim} running task 'victim' died, killed by SIGKILL" in message, message
+    assert "out-of-memory killer" in message and "Run it again to resume" in message
+    assert not processes.pid_exists(victim)
+
+
+def test_a_frozen_worker_is_killed_after_the_grace_period_of_a_stop():
+    """A worker that cannot unwind when the stop's SIGTERM reaches it (frozen here; on a loaded
+    machine, one slower than the grace period) is SIGKILLed: stopping the pool always returns."""
+    import signal
+    import time
+
+    with WorkerPool(1, fresh_process=True) as pool:
+        pool.submit("frozen", time.sleep, 3600)
+        frozen = _running_pid(pool, "frozen")
+        os.kill(frozen, signal.SIGSTOP)
+        pool.terminate(grace=0.2)
+        assert not processes.pid_exists(frozen)
