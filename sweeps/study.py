@@ -10,8 +10,8 @@
 - Stop: a worker that does not end its trial within the pool's grace period is killed, and the
   command then fails that trial itself.  A stop that reaches a worker between creating a trial and
   recording itself as its owner waits until the owner is recorded (:func:`audioforge.signals.defer`),
-  so every trial a stop ends has an owner; only ``SIGKILL`` in that instant leaves one RUNNING until
-  the next run.
+  so every trial a stop ends has an owner; only ``SIGKILL`` in that instant leaves one without an
+  owner, which the next command fails once it has seen it stay so for ``2 x heartbeat_seconds``.
 - Resume: run the same command again.  A trial whose process died (no heartbeat for
   ``2 x heartbeat_seconds``) is marked FAIL, completed trials are kept, and the study goes on
   until ``n_trials`` are complete.  The study keeps one MLflow parent run across resumes.
@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import socket
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -57,11 +58,16 @@ def storage_url(sweep: SweepConfig) -> str:
     return f"sqlite:///{Path('sweeps').resolve() / 'studies.db'}"
 
 
+def grace_seconds(sweep: SweepConfig) -> float:
+    """How long a trial's worker may stay silent (no heartbeat, no owner) before it counts as dead."""
+    return 2 * sweep.heartbeat_seconds
+
+
 def open_storage(sweep: SweepConfig) -> optuna.storages.RDBStorage:
     url = storage_url(sweep)
     try:
         return optuna.storages.RDBStorage(url, heartbeat_interval=sweep.heartbeat_seconds,
-                                          grace_period=2 * sweep.heartbeat_seconds)
+                                          grace_period=grace_seconds(sweep))
     except Exception as exc:  # unreachable server, bad URL, missing driver
         raise ConfigError(f"cannot open Optuna storage {url}: {type(exc).__name__}: {exc}".splitlines()[0]) from None
 
@@ -112,7 +118,7 @@ def run_sweep(sweep: SweepConfig, base_dir: Path, progress: bool = True, parent_
     check_space(sweep, base_dir)
     storage = open_storage(sweep)
     study = load_study(sweep, storage)
-    fail_orphaned_trials(study)
+    fail_orphaned_trials(study, grace_seconds(sweep))
     optuna.storages.fail_stale_trials(study)
     out_dir = sweep.output_dir or Path("outputs") / "sweep" / sweep.name  # one folder per study: it resumes
     tags = {"audioforge.role": "study", "optuna.study": sweep.name}
@@ -128,7 +134,7 @@ def run_sweep(sweep: SweepConfig, base_dir: Path, progress: bool = True, parent_
         try:
             run_workers(sweep, objective, study, progress)
         finally:  # a stop kills a worker that has not ended its trial within the grace period: end it here
-            fail_orphaned_trials(study)
+            fail_orphaned_trials(study, grace_seconds(sweep))
         summary = finish(sweep, study, base_dir, run.out_dir, run.tracker, run.id)
         summary["baseline"] = baseline
         run.report(summary, markdown(summary))
@@ -196,13 +202,31 @@ def run_workers(sweep: SweepConfig, objective: UnlearningObjective, study: optun
             pool.next()
 
 
-def fail_orphaned_trials(study: optuna.Study) -> list[int]:
-    """Fail the RUNNING trials whose worker process on this host is gone (killed outright), at
-    once rather than after the heartbeat's grace period."""
-    host, failed = socket.gethostname(), []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+def fail_orphaned_trials(study: optuna.Study, grace: float) -> list[int]:
+    """Fail the RUNNING trials whose worker is gone, at once rather than after the heartbeat's
+    grace period: those whose owner (a process on this host) has ended, and those without an owner
+    that still have none ``grace`` seconds later.  A worker records itself as a trial's owner first
+    thing, so a trial that has none by then lost its worker between creating it and recording
+    itself (SIGKILL in that instant); the heartbeat would never fail it if the worker died before
+    its first beat.  Waits (up to ``grace`` seconds) only when a trial without an owner exists."""
+    host = socket.gethostname()
+
+    def running() -> list[optuna.trial.FrozenTrial]:
+        return study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+
+    def unowned(trials: list[optuna.trial.FrozenTrial]) -> set[int]:
+        return {t.number for t in trials if not t.user_attrs.get(OWNER_ATTR)}
+
+    suspects = unowned(running())
+    deadline = time.monotonic() + grace  # this process's clock: another host's may differ from it
+    while suspects and time.monotonic() < deadline:
+        time.sleep(0.1)  # a live worker records its owner within this; a dead one never will
+        suspects &= unowned(running())
+    failed = []
+    for trial in running():
         owner = trial.user_attrs.get(OWNER_ATTR)
-        if owner and owner.get(OWNER_HOST) == host and not owner_alive(owner):
+        owner_gone = bool(owner) and owner.get(OWNER_HOST) == host and not owner_alive(owner)
+        if owner_gone or (not owner and trial.number in suspects):
             study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
             failed.append(trial.number)
     if failed:

@@ -173,9 +173,8 @@ def test_a_worker_killed_before_it_ends_its_trial_leaves_no_running_trial(synthe
     assert wait_gone(workers) == set()
     after = {t.number: t for t in trials(tmp_path, "frozen-stop")}
     assert after[trial["number"]].state == TrialState.FAIL
-    # every trial with an owner is ended; only one whose worker was frozen in the instant between
-    # creating it and recording its owner may wait for the next run (the study module says so)
-    assert all("owner" not in t.user_attrs for t in after.values() if t.state == TrialState.RUNNING)
+    # every trial is ended, one whose worker was frozen between creating it and recording its owner too
+    assert TrialState.RUNNING not in {t.state for t in after.values()}
     client = MlflowClient(f"sqlite:///{mlflow_store / 'mlflow.db'}")
     exp = client.get_experiment_by_name("frozen-stop")
     statuses = {r.data.tags.get("audioforge.role"): r.info.status for r in client.search_runs([exp.experiment_id])}
@@ -289,3 +288,24 @@ def test_a_trial_started_past_the_count_steps_aside(tmp_path):
     assert not surplus(first, 3) and not surplus(third, 3) and surplus(fourth, 3)
     study.tell(second, state=TrialState.FAIL)
     assert not surplus(fourth, 3)  # the failed trial no longer counts
+
+
+def test_a_trial_whose_worker_died_before_recording_itself_is_failed_on_resume(tmp_path):
+    """SIGKILL between creating a trial and recording its owner leaves a RUNNING trial with no owner
+    and perhaps no heartbeat (which optuna would never fail): the next command fails it once it has
+    stayed so for the grace period, and leaves a trial whose owner lives alone."""
+    import subprocess
+    import sys
+
+    from audioforge.tracking import OWNER_PID, OWNER_START, owner_tags, process_start
+    from sweeps.study import OWNER_ATTR, fail_orphaned_trials
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 's.db'}", study_name="orphans")
+    unowned, alive, dead = study.ask(), study.ask(), study.ask()
+    alive.set_user_attr(OWNER_ATTR, owner_tags())  # this process
+    worker = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    dead.set_user_attr(OWNER_ATTR, owner_tags() | {OWNER_PID: str(worker.pid), OWNER_START: process_start(worker.pid)})
+    worker.communicate()  # the worker ends
+    assert sorted(fail_orphaned_trials(study, grace=0.3)) == [unowned.number, dead.number]
+    states = {t.number: t.state for t in study.get_trials()}
+    assert states == {unowned.number: TrialState.FAIL, alive.number: TrialState.RUNNING, dead.number: TrialState.FAIL}
