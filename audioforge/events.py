@@ -16,8 +16,6 @@ import json
 import os
 import time
 
-import lightning.pytorch as pl
-
 VARIABLE = "AUDIOFORGE_EVENTS"
 
 
@@ -31,13 +29,3 @@ def announce(event: str, **fields) -> None:
         os.write(fd, line.encode())
     finally:
         os.close(fd)
-
-
-class AnnounceEpochs(pl.Callback):
-    """Announces ``epoch``, the module's device and the trainer's precision at the start of every
-    training epoch (rank 0 only)."""
-
-    def on_train_epoch_start(self, trainer, pl_module):
-        if trainer.is_global_zero and os.environ.get(VARIABLE):
-            announce("epoch", epoch=trainer.current_epoch, module=type(pl_module).__name__,
-                     device=str(pl_module.device), precision=str(trainer.precision))

@@ -5,8 +5,8 @@ signals record themselves and raise ``KeyboardInterrupt`` in the main thread, so
 blocks end their runs KILLED and worker pools terminate their workers on the way out.
 
 A ``KeyboardInterrupt`` raised inside a ``__del__`` or a ``finally`` of library code can be
-swallowed.  The request is therefore also *remembered*: :class:`StopOnSignal` (on every Trainer,
-see :func:`audioforge.training.make_trainer`) raises again at the next batch, pool waits raise
+swallowed.  The request is therefore also *remembered*: :class:`audioforge.training.StopOnSignal` (on every
+Trainer) raises again at the next batch, pool waits raise
 again, a tracked run that received a request ends KILLED even if its code returned, and the CLI
 exits 130 whenever a stop was requested.
 """
@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import signal
 import threading
-
-import lightning.pytorch as pl
 
 _received: int | None = None
 _deferred = False   # inside a section a stop must not cut: the request waits for its end
@@ -60,37 +58,3 @@ def check() -> None:
     """Raise ``KeyboardInterrupt`` again if a stop was requested (it may have been swallowed)."""
     if _received is not None:
         raise KeyboardInterrupt(f"signal {signal.Signals(_received).name}")
-
-
-class StopOnSignal(pl.Callback):
-    """Re-raises a remembered stop request at the next batch or epoch boundary, and keeps the
-    command's own SIGTERM handler in place during a fit.
-
-    Lightning replaces SIGTERM's handler as each fit starts with one that, under DDP, calls
-    ``torch.distributed.broadcast`` from inside the handler.  Run at an arbitrary point of rank 0
-    while another rank waits in the backward all-reduce, that broadcast never completes: the launch
-    hangs until the process group's timeout (30 minutes).  :func:`install` therefore goes back in
-    as each stage starts (after Lightning registered its own): a SIGTERM raises
-    ``KeyboardInterrupt`` as everywhere else, and Lightning's interrupt path kills the ranks it
-    launched."""
-
-    def on_train_start(self, trainer, pl_module):
-        install()
-
-    def on_validation_start(self, trainer, pl_module):
-        install()
-
-    def on_test_start(self, trainer, pl_module):
-        install()
-
-    def on_predict_start(self, trainer, pl_module):
-        install()
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        check()
-
-    def on_train_epoch_start(self, trainer, pl_module):
-        check()
-
-    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
-        check()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from typing import Any, Callable
 import lightning.pytorch as pl
 import torch
 
+from audioforge import events, signals
 from audioforge.errors import ConfigError
 
 
@@ -110,9 +112,6 @@ def make_trainer(cfg: TrainerConfig, max_epochs: int, logger: Any = False, callb
     (:mod:`audioforge.signals`, :mod:`audioforge.events`)."""
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    from audioforge.events import AnnounceEpochs
-    from audioforge.signals import StopOnSignal
-
     quiet_lightning()
     return pl.Trainer(
         max_epochs=max_epochs, accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy,
@@ -138,6 +137,50 @@ def stage_bar(total: int, desc: str, unit: str):
     if processes.in_worker():
         return processes.Stage(total, desc, unit)
     return tqdm(total=total, desc=desc, unit=unit, disable=not progress_shown(), dynamic_ncols=True, leave=False)
+
+
+class StopOnSignal(pl.Callback):
+    """Re-raises a remembered stop request at the next batch or epoch boundary, and keeps the
+    command's own SIGTERM handler in place during a fit.
+
+    Lightning replaces SIGTERM's handler as each fit starts with one that, under DDP, calls
+    ``torch.distributed.broadcast`` from inside the handler.  Run at an arbitrary point of rank 0
+    while another rank waits in the backward all-reduce, that broadcast never completes: the launch
+    hangs until the process group's timeout (30 minutes).  :func:`audioforge.signals.install` therefore goes back in
+    as each stage starts (after Lightning registered its own): a SIGTERM raises
+    ``KeyboardInterrupt`` as everywhere else, and Lightning's interrupt path kills the ranks it
+    launched."""
+
+    def on_train_start(self, trainer, pl_module):
+        signals.install()
+
+    def on_validation_start(self, trainer, pl_module):
+        signals.install()
+
+    def on_test_start(self, trainer, pl_module):
+        signals.install()
+
+    def on_predict_start(self, trainer, pl_module):
+        signals.install()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        signals.check()
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        signals.check()
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+        signals.check()
+
+
+class AnnounceEpochs(pl.Callback):
+    """Announces ``epoch``, the module's device and the trainer's precision at the start of every
+    training epoch (rank 0 only)."""
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.is_global_zero and os.environ.get(events.VARIABLE):
+            events.announce("epoch", epoch=trainer.current_epoch, module=type(pl_module).__name__,
+                     device=str(pl_module.device), precision=str(trainer.precision))
 
 
 class StageEpochs(pl.Callback):

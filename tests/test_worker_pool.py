@@ -36,6 +36,8 @@ def test_each_pool_gives_its_workers_the_current_environment_and_folder(tmp_path
 STOPPED_POOL = """
 import sys, time
 sys.path.insert(0, {repo!r})
+from audioforge import forkserver
+forkserver.PRELOAD = ["audioforge.processes"]  # the stop is under test, not the libraries' imports
 from audioforge.processes import WorkerPool
 
 def forever(i):
