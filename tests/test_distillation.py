@@ -240,6 +240,7 @@ def test_table_assembles_only_finished_cells_when_asked(small_fsdd, tmp_path, ca
     assert not (out / "cells" / "herding-cpc1-convnet-fdmfcc").exists()
 
 
+@pytest.mark.slow  # the pool's own test stops a worker by SIGTERM (error naming the task) in the default suite
 def test_a_cell_stopped_by_sigterm_fails_the_table_instead_of_hanging(synthetic_fsdd, mlflow_store, tmp_path):
     """A cell's worker (not the table) gets SIGTERM: the table ends with the cell named, the cell's
     run KILLED and the table's run FAILED."""

@@ -180,3 +180,18 @@ def test_a_frozen_worker_is_killed_after_the_grace_period_of_a_stop():
         os.kill(frozen, signal.SIGSTOP)
         pool.terminate(grace=0.2)
         assert not processes.pid_exists(frozen)
+
+
+def test_a_worker_stopped_by_sigterm_ends_its_task_with_an_error_naming_it():
+    """SIGTERM to one worker (not the command): its task unwinds (its runs end KILLED) and ``next()``
+    raises an error naming the task, so the command fails instead of waiting for a result."""
+    import signal
+    import time
+
+    from audioforge.errors import Interrupted
+
+    with pytest.raises(Interrupted, match="task cell-3 was stopped by a signal") as caught, WorkerPool(2) as pool:
+        pool.submit("cell-3", time.sleep, 3600)
+        os.kill(_running_pid(pool, "cell-3"), signal.SIGTERM)
+        pool.next()
+    assert "running the command again resumes or restarts it" in str(caught.value)
