@@ -223,15 +223,17 @@ def test_a_study_scored_before_an_objective_existed_is_not_resumed_with_its_weig
 
 @pytest.mark.slow  # a third sweep
 def test_multi_objective_nsga2_keeps_a_pareto_front(synthetic_fsdd, mlflow_store, tmp_path):
+    from sweeps.config import OBJECTIVES
+
     path = sweep_file(tmp_path, synthetic_fsdd, mlflow_store, "multi", workers=1, n_trials=3, sampler="nsga2",
                       objective={"mode": "multi"})
     best = tmp_path / "best.yaml"
     assert main(["sweep", "--config", str(path), "--quiet", "--export-best", str(best)]) == 0
     study = optuna.load_study(study_name="multi", storage=f"sqlite:///{tmp_path / 'studies.db'}")
-    assert [d.name for d in study.directions] == ["MINIMIZE"] * 3
+    assert [d.name for d in study.directions] == ["MINIMIZE"] * len(OBJECTIVES)  # every objective, weighted or not
     done = [t for t in study.trials if t.state == TrialState.COMPLETE]
     assert all("NSGAIISampler:generation" in t.system_attrs for t in done)  # drawn by NSGA-II
-    assert len(done) == 3 and all(len(t.values) == 3 for t in done)
+    assert len(done) == 3 and all(len(t.values) == len(OBJECTIVES) for t in done)
     front = {t.number for t in study.best_trials}
     summary = yaml.safe_load((tmp_path / "out" / "summary.yaml").read_text())
     assert summary["best"]["number"] in front
