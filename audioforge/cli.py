@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     buffer = sub.add_parser("buffer", help="train expert trajectories (SGD, a snapshot per epoch) for MTT")
     _common_flags(buffer, "distill")
     _distill_flags(buffer, names)
-    distill = sub.add_parser("distill", help="distil a dataset (MTT, DC, DSA, DM, random, herding) and evaluate it")
+    distill = sub.add_parser("distill", help=f"distil a dataset ({names['methods']}) and evaluate it")
     _common_flags(distill, "distill")
     _distill_flags(distill, names)
     distill.add_argument("--method", help=f"a registered method: {names['methods']}")

@@ -163,6 +163,9 @@ def test_a_distillation_method_is_one_file(synthetic_fsdd, tmp_path, capsys):
         with pytest.raises(SystemExit):
             main(["distill", "--help"])
         assert "toy_means" in capsys.readouterr().out  # the CLI help reads the registry
+        with pytest.raises(SystemExit):
+            main(["--help"])
+        assert "toy_means" in capsys.readouterr().out  # the command list as well
         assert "toy_means" in load_config(TableConfig, overrides=["methods=[toy_means,random]"]).methods
         out = tmp_path / "toy"
         assert main(["distill", "--method", "toy_means", "--data", str(synthetic_fsdd), *DISTILL_TINY,
