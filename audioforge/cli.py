@@ -34,6 +34,10 @@ def _trainer_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--num-nodes", type=int, dest="num_nodes")
 
 
+DATA_HELP = ("the folder holding the datasets' folders (fsdd/, ravdess/, urbansound8k/, ...), e.g. ../shared/data "
+             "(default: $AUDIOFORGE_DATA or ./data)")
+
+
 def _presets(command: str) -> list[str]:
     from audioforge.paths import preset
 
@@ -45,8 +49,7 @@ def _common_flags(parser: argparse.ArgumentParser, command: str) -> None:
                         help=f"YAML config (repeatable, later files win; default configs/{command}/"
                              f"{DEFAULT_PRESET.get(command, 'paper')}.yaml)")
     parser.add_argument("--preset", help=f"a config under configs/{command}/ by name: {', '.join(_presets(command))}")
-    parser.add_argument("--data", help="the folder holding the datasets' folders (fsdd/, ravdess/, urbansound8k/, ...), "
-                                       "e.g. ../shared/data (default: $AUDIOFORGE_DATA or ./data)")
+    parser.add_argument("--data", help=DATA_HELP)
     parser.add_argument("--output", help="report folder (default: outputs/<command>/<name>-<time>)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar, warnings and errors only")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
@@ -136,8 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = sub.add_parser("sweep", help="Optuna study over the unlearning procedure, tracked in MLflow")
     sweep.add_argument("--config", action="append", default=[], metavar="FILE",
                        help="sweep YAML (default configs/sweep/quick.yaml)")
-    sweep.add_argument("--preset", help="a config under configs/sweep/ by name: quick, paper")
-    sweep.add_argument("--data", help="data root holding fsdd/recordings (default: $AUDIOFORGE_DATA or ./data)")
+    sweep.add_argument("--preset", help=f"a config under configs/sweep/ by name: {', '.join(_presets('sweep'))}")
+    sweep.add_argument("--data", help=DATA_HELP)
     sweep.add_argument("--workers", type=int, help="processes working on the study")
     sweep.add_argument("--n-trials", type=int, dest="n_trials", help="completed trials wanted, across workers")
     sweep.add_argument("--storage", help="Optuna storage URL (default sqlite:///sweeps/studies.db)")

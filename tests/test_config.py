@@ -126,3 +126,16 @@ def test_application_presets_distill_with_the_reference_convnet():
         cfg = load_config(ContinualConfig, [path], [])
         assert cfg.distill.network_kwargs == cfg.network_kwargs, path
         assert cfg.network_kwargs.get("width", 128) == (64 if path.stem == "narrow" else 128), path
+
+
+@pytest.mark.parametrize("command", ["unlearn", "unlearn-bench", "classify", "rir", "distill", "distill-table",
+                                     "continual", "nas", "privacy", "sweep"])
+def test_each_commands_help_names_every_preset_it_accepts(command, capsys):
+    """``--preset NAME`` reads configs/<command>/NAME.yaml: the help lists exactly those files."""
+    from audioforge.cli import main
+
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    names = sorted(p.stem for p in (REPO / "configs" / command).glob("*.yaml"))
+    assert f"a config under configs/{command}/ by name: {', '.join(names)}" in out
