@@ -289,6 +289,21 @@ def test_speaker_protocol_table_rotates_disjoint_speakers_and_flags_a_kept_start
     assert "Whole-data accuracy on the paper's split" in md
 
 
+def test_a_gain_over_random_carries_its_paired_t_test():
+    """Three rotations gaining 1, 2 and 3 points: t = 2 / (1 / sqrt 3) with 2 degrees of freedom,
+    whose two-sided p has the closed form 1 - t / sqrt(2 + t^2) = 0.0742; no p where it is undefined."""
+    from audioforge.distill.tables import paired_gain, relative_text
+
+    g = paired_gain([0.01, 0.02, 0.03])
+    t = 0.02 / (0.01 / 3 ** 0.5)
+    assert g["mean"] == pytest.approx(0.02) and g["std"] == pytest.approx(0.01) and g["n"] == 3
+    assert g["p"] == pytest.approx(1 - t / (2 + t * t) ** 0.5) == pytest.approx(0.0742, abs=1e-4)
+    assert paired_gain([-0.01, -0.02, -0.03])["p"] == pytest.approx(g["p"])  # two-sided
+    assert paired_gain([0.05, 0.05])["p"] is None and paired_gain([0.1])["p"] is None
+    assert relative_text({"runs": 3, "gain_over_random": g}) == "+2.00 ± 1.00 (p = 0.07)"
+    assert relative_text({"runs": 1, "gain_over_random": paired_gain([0.1])}) == "+10.00 ± 0.00"
+
+
 @pytest.mark.parametrize("extra, message", [
     (["speakers=[nobody]"], "speakers: unknown speaker 'nobody'"),
     (["protocol=random"], "protocol must be one of paper, speaker"),

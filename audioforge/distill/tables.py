@@ -334,9 +334,7 @@ def summarize(cfg: TableConfig, rots: list[Rotation], results: dict[str, dict], 
                         pairs = [(r["eval"][network]["mean"], q["eval"][network]["mean"]) for r, q in zip(reports, randoms)
                                  if r and q and network in r["eval"] and network in q["eval"]]
                         if pairs:
-                            gains = [a - b for a, b in pairs]
-                            entry["gain_over_random"] = {"mean": float(np.mean(gains)), "n": len(gains),
-                                                         "std": float(np.std(gains, ddof=1)) if len(gains) > 1 else 0.0}
+                            entry["gain_over_random"] = paired_gain([a - b for a, b in pairs])
                     whole_acc = combine([whole.get(f"{network}-{feature}{r.suffix}") for r in rots])
                     if acc and whole_acc:
                         entry["fraction_of_whole"] = acc["mean"] / whole_acc["mean"]
@@ -350,6 +348,17 @@ def summarize(cfg: TableConfig, rots: list[Rotation], results: dict[str, dict], 
             if f"{key}-paper" in whole:
                 out[f"whole-{key}-paper"] = combine([whole[f"{key}-paper"]])
     return out
+
+
+def paired_gain(gains: list[float]) -> dict[str, Any]:
+    """Mean ± std of per-rotation differences, and the two-sided p of a paired t-test (the mean
+    difference is 0): None where fewer than two differences, or all equal, leave it undefined."""
+    from scipy import stats
+
+    n = len(gains)
+    std = float(np.std(gains, ddof=1)) if n > 1 else 0.0
+    p = float(stats.ttest_1samp(gains, 0.0).pvalue) if n > 1 and std > 0 else None
+    return {"mean": float(np.mean(gains)), "std": std, "n": n, "p": p, "values": [float(g) for g in gains]}
 
 
 def robustness(distill: DistillConfig, cell_report: dict, sigmas: list[float]) -> dict[str, Any]:
@@ -400,7 +409,8 @@ def relative_text(entry: dict | None) -> str:
     parts = []
     if "gain_over_random" in entry:
         g = entry["gain_over_random"]
-        parts.append(f"{100 * g['mean']:+.2f} ± {100 * g['std']:.2f}")
+        parts.append(f"{100 * g['mean']:+.2f} ± {100 * g['std']:.2f}"
+                     + (f" (p = {g['p']:.2f})" if g.get("p") is not None else ""))
     if "fraction_of_whole" in entry:
         parts.append(f"{entry['fraction_of_whole']:.3f} of whole")
     return "; ".join(parts) or "-"
@@ -444,8 +454,9 @@ def markdown(out_dir: Path, cfg: TableConfig, report: dict[str, Any]) -> tuple[l
                         series[c][0].append(100 * v["mean"] if v else np.nan)
                         series[c][1].append(100 * v["std"] if v else 0.0)
         if cfg.kind == "table1":
-            lines += ["", "Gain over Random at the same CPC and network (points, paired by rotation, mean ± std) and "
-                      "the fraction of the whole-data accuracy:", "",
+            lines += ["", "Gain over Random at the same CPC and network (points, paired by rotation, mean ± std; p: "
+                      "two-sided paired t-test that the gain is 0, which few rotations rarely reject) and the "
+                      "fraction of the whole-data accuracy:", "",
                       "| network | CPC | " + " | ".join(cols) + " |", "|---|---" + "|---" * len(cols) + "|", *relative]
             papers = [(n, summary[f"whole-{n}-{f}-paper"]) for n in cfg.networks for f in cfg.features
                       if f"whole-{n}-{f}-paper" in summary]
