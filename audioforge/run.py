@@ -102,6 +102,19 @@ def mean_std(values) -> tuple[float, float]:
     return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
 
 
+def paired_test(a, b) -> dict[str, Any]:
+    """Two-sided paired t-test of ``a`` against ``b`` (per seed or rotation); ``t`` and ``p_value``
+    are None where fewer than two pairs, or differences all equal, leave them undefined."""
+    from scipy.stats import ttest_rel
+
+    diff = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    out = {"n": len(diff), "mean_difference": float(diff.mean()), "t": None, "p_value": None}
+    if len(diff) >= 2 and np.ptp(diff) > 0:
+        res = ttest_rel(a, b)
+        out.update(t=float(res.statistic), p_value=float(res.pvalue))
+    return out
+
+
 class Run:
     """One command's run::
 

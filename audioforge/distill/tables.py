@@ -351,14 +351,13 @@ def summarize(cfg: TableConfig, rots: list[Rotation], results: dict[str, dict], 
 
 
 def paired_gain(gains: list[float]) -> dict[str, Any]:
-    """Mean ± std of per-rotation differences, and the two-sided p of a paired t-test (the mean
-    difference is 0): None where fewer than two differences, or all equal, leave it undefined."""
-    from scipy import stats
+    """Mean ± std of per-rotation differences, and the two-sided p of a paired t-test that they
+    are 0 (None where undefined: :func:`audioforge.run.paired_test`)."""
+    from audioforge.run import mean_std, paired_test
 
-    n = len(gains)
-    std = float(np.std(gains, ddof=1)) if n > 1 else 0.0
-    p = float(stats.ttest_1samp(gains, 0.0).pvalue) if n > 1 and std > 0 else None
-    return {"mean": float(np.mean(gains)), "std": std, "n": n, "p": p, "values": [float(g) for g in gains]}
+    mean, std = mean_std(gains)
+    return {"mean": mean, "std": std, "n": len(gains), "p": paired_test(gains, [0.0] * len(gains))["p_value"],
+            "values": [float(g) for g in gains]}
 
 
 def robustness(distill: DistillConfig, cell_report: dict, sigmas: list[float]) -> dict[str, Any]:

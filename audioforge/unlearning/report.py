@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from audioforge.run import mean_std
+from audioforge.run import mean_std, paired_test
 from audioforge.plots import grouped_bars, save
 
 SPLITS = ("test", "excluded")
@@ -25,18 +25,6 @@ def summary(values: list[float]) -> dict[str, Any]:
     """Mean, std (:func:`audioforge.run.mean_std`) and the values themselves."""
     mean, std = mean_std(values)
     return {"mean": mean, "std": std, "values": [float(v) for v in values]}
-
-
-def paired_test(a: list[float], b: list[float]) -> dict[str, Any]:
-    """Paired t-test of a vs b over seeds (two-sided)."""
-    from scipy.stats import ttest_rel
-
-    diff = np.asarray(a) - np.asarray(b)
-    out = {"n": len(diff), "mean_difference": float(diff.mean()), "t": None, "p_value": None}
-    if len(diff) >= 2 and np.ptp(diff) > 0:
-        res = ttest_rel(a, b)
-        out.update(t=float(res.statistic), p_value=float(res.pvalue))
-    return out
 
 
 def build_report(name: str, seeds_results: list[dict[str, Any]], schemes: list[str],
