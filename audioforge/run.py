@@ -102,6 +102,12 @@ def mean_std(values) -> tuple[float, float]:
     return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
 
 
+def summary(values) -> dict[str, Any]:
+    """Mean, std (:func:`mean_std`) and the values themselves."""
+    mean, std = mean_std(values)
+    return {"mean": mean, "std": std, "values": [float(v) for v in values]}
+
+
 def paired_test(a, b) -> dict[str, Any]:
     """Two-sided paired t-test of ``a`` against ``b`` (per seed or rotation); ``t`` and ``p_value``
     are None where fewer than two pairs, or differences all equal, leave them undefined."""

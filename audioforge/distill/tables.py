@@ -33,7 +33,7 @@ from audioforge.distill.config import DistillConfig
 from audioforge.errors import ConfigError, DataError
 from audioforge.logs import progress_shown
 from audioforge.processes import WorkerPool
-from audioforge.run import Run, mean_std, paired_test
+from audioforge.run import Run, paired_test, summary
 from audioforge.training import apply_trainer
 from callbacks.synthetic_validation import kept_start
 
@@ -353,9 +353,7 @@ def summarize(cfg: TableConfig, rots: list[Rotation], results: dict[str, dict], 
 def paired_gain(gains: list[float]) -> dict[str, Any]:
     """Mean ± std of per-rotation differences, and the two-sided p of a paired t-test that they
     are 0 (None where undefined: :func:`audioforge.run.paired_test`)."""
-    mean, std = mean_std(gains)
-    return {"mean": mean, "std": std, "n": len(gains), "p": paired_test(gains, [0.0] * len(gains))["p_value"],
-            "values": [float(g) for g in gains]}
+    return summary(gains) | {"n": len(gains), "p": paired_test(gains, [0.0] * len(gains))["p_value"]}
 
 
 def robustness(distill: DistillConfig, cell_report: dict, sigmas: list[float]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from audioforge.run import mean_std, paired_test
+from audioforge.run import paired_test, summary
 from audioforge.plots import grouped_bars, save
 
 SPLITS = ("test", "excluded")
@@ -19,12 +19,6 @@ PAPER = {
     "table2": {"base": {"test": -0.04, "excluded": 0.14}, "all_bn": {"test": -0.03, "excluded": 0.13},
                "conv_bn": {"test": -0.03, "excluded": 0.12}},
 }
-
-
-def summary(values: list[float]) -> dict[str, Any]:
-    """Mean, std (:func:`audioforge.run.mean_std`) and the values themselves."""
-    mean, std = mean_std(values)
-    return {"mean": mean, "std": std, "values": [float(v) for v in values]}
 
 
 def build_report(name: str, seeds_results: list[dict[str, Any]], schemes: list[str],
