@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 import lightning.pytorch as pl
 import torch
+from threadpoolctl import threadpool_limits
 
 from audioforge import events, signals
 from audioforge.errors import ConfigError
@@ -26,7 +27,7 @@ class TrainerConfig:
     precision: str = "32-true"
     num_nodes: int = 1
     deterministic: bool = False
-    threads: int | None = 1            # torch intra-op threads per process (null: torch's default)
+    threads: int | None = 1            # torch intra-op and BLAS threads per process (null: the libraries' defaults)
     sync_batchnorm: bool = True        # under DDP on GPUs: BatchNorm statistics over the global batch (torch has no CPU SyncBatchNorm)
     check_val_every_n_epoch: int = 1
     channels_last: bool | None = None  # network memory layout; null: channels-last on one device, default under DDP
@@ -101,8 +102,13 @@ def quiet_lightning() -> None:
 
 
 def configure_threads(cfg: TrainerConfig) -> None:
+    """``cfg.threads`` threads for torch and for the BLAS libraries NumPy and SciPy call (scikit-learn's
+    probes and attacks).  Left alone, each process's BLAS starts one thread per core: with one worker
+    per core that oversubscribes the cores, and the quick unlearning benchmark ran 1.1x slower
+    (``benchmarks/blas_threads.py``)."""
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
+        threadpool_limits(cfg.threads, user_api="blas")
 
 
 def make_trainer(cfg: TrainerConfig, max_epochs: int, logger: Any = False, callbacks: list[pl.Callback] = (),

@@ -195,3 +195,23 @@ def test_a_worker_stopped_by_sigterm_ends_its_task_with_an_error_naming_it():
         os.kill(_running_pid(pool, "cell-3"), signal.SIGTERM)
         pool.next()
     assert "running the command again resumes or restarts it" in str(caught.value)
+
+
+def _blas_threads_after(threads):
+    from threadpoolctl import threadpool_info
+
+    from audioforge.training import TrainerConfig, configure_threads
+
+    configure_threads(TrainerConfig(threads=threads))
+    import torch
+
+    return torch.get_num_threads(), {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+
+def test_a_workers_thread_setting_holds_for_blas_as_for_torch():
+    """A worker's BLAS (NumPy, SciPy: scikit-learn's probes and attacks) runs as many threads as its
+    torch, not one per core: with one worker per core, the default oversubscribes the cores.  One
+    and three threads: on any machine one of them differs from the default."""
+    with WorkerPool(2, fresh_process=True) as pool:
+        results = pool.map(_blas_threads_after, [1, 3])
+    assert results == [(1, {1}), (3, {3})]
