@@ -104,7 +104,7 @@ def quiet_lightning() -> None:
 def configure_threads(cfg: TrainerConfig) -> None:
     """``cfg.threads`` threads for torch and for the BLAS libraries NumPy and SciPy call (scikit-learn's
     probes and attacks).  Left alone, each process's BLAS starts one thread per core: with one worker
-    per core that oversubscribes the cores, and the quick unlearning benchmark ran 1.1x slower
+    per core that oversubscribes the cores, and the quick unlearning benchmark ran 1.09x slower
     (``benchmarks/blas_threads.py``)."""
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)

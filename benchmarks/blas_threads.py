@@ -29,10 +29,8 @@ from benchmarks.common import REPO, data_root
 VARIANTS = {"default": {}, "one BLAS thread": {"OPENBLAS_NUM_THREADS": "1"}}
 
 
-def run_once(root: Path, features: Path, work: Path, extra_env: dict[str, str]) -> float:
-    cache = work / "cache"
-    shutil.rmtree(work, ignore_errors=True)
-    shutil.copytree(features, cache / "features")
+def run_quick_bench(root: Path, work: Path, cache: Path, extra_env: dict[str, str]) -> float:
+    """Wall seconds of the quick preset with its outputs under ``work`` and its cache at ``cache``."""
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
     env.update(extra_env, AUDIOFORGE_CACHE=str(cache), MLFLOW_LOGGING_LEVEL="WARNING")
     cmd = [sys.executable, "-m", "audioforge", "unlearn-bench", "--preset", "quick", "--data", str(root), "--quiet",
@@ -51,15 +49,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     times: dict[str, list[float]] = {name: [] for name in names}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        # a first run, not timed, extracts the features every timed run starts from
-        env = {**os.environ, "AUDIOFORGE_CACHE": str(tmp / "base"), "MLFLOW_LOGGING_LEVEL": "WARNING"}
-        subprocess.run([sys.executable, "-m", "audioforge", "unlearn-bench", "--preset", "quick", "--data", str(root),
-                        "--quiet", f"output_dir={tmp}/warm", f"tracking.store={tmp}/warm-mlruns"],
-                       check=True, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
+        run_quick_bench(root, tmp / "warm", tmp / "base", {})  # not timed: extracts the features every run starts from
         for i in range(args.repeats):
             order = names if i % 2 == 0 else names[::-1]
             for name in order:
-                seconds = run_once(root, tmp / "base" / "features", tmp / "run", VARIANTS[name])
+                work = tmp / "run"
+                shutil.rmtree(work, ignore_errors=True)
+                shutil.copytree(tmp / "base" / "features", work / "cache" / "features")
+                seconds = run_quick_bench(root, work, work / "cache", VARIANTS[name])
                 times[name].append(seconds)
                 print(f"run {i + 1}, {name}: {seconds:.1f} s", flush=True)
     medians = {name: statistics.median(ts) for name, ts in times.items()}

@@ -198,13 +198,12 @@ def test_a_worker_stopped_by_sigterm_ends_its_task_with_an_error_naming_it():
 
 
 def _blas_threads_after(threads):
+    import torch
     from threadpoolctl import threadpool_info
 
     from audioforge.training import TrainerConfig, configure_threads
 
     configure_threads(TrainerConfig(threads=threads))
-    import torch
-
     return torch.get_num_threads(), {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
 
 
