@@ -14,6 +14,8 @@ from audioforge.cli import main
 from audioforge.distill.coresets import herding_coreset, herding_order, random_coreset
 from audioforge.errors import ConfigError
 
+from tests.commands import REPO
+
 TINY = ["network_kwargs.width=16", "buffer.experts=1", "buffer.epochs=3", "buffer.batch_size=64",
         "mtt.syn_steps=2", "mtt.max_start_epoch=1", "mtt.expert_epochs=1", "mtt.batch_syn=10",
         "validation.epochs=4", "validation.val_every=2", "eval.runs=2", "eval.epochs=4", "eval.val_every=2",
@@ -367,10 +369,31 @@ def test_reference_regime_loops_by_cpc_step_decay_and_augmented_training():
     (["dc.outer_loop=0"], "dc: outer_loop and inner_loop must be >= 1"),
     (["mtt.gradient=exact"], "mtt.gradient must be one of unrolled, checkpointed, constant_memory"),
     (["datm.initial_max_start_epoch=30"], "datm: need 0 <= min_start_epoch < initial_max_start_epoch <= max_start_epoch"),
+    (["--method", "datm", "buffer.epochs=20"], "datm.max_start_epoch + mtt.expert_epochs (20 + 2) must be <= buffer.epochs (20)"),
+    # the reference's decay over this run's 250 iterations: the returned set would be mostly the starting clips
+    (["--method", "datm", "datm.ema_decay=0.9995"], "datm.ema_decay 0.9995 over 250 iterations leaves 88% of the returned "
+                                                    "set to the starting clips"),
 ])
 def test_bad_regime_values(synthetic_fsdd, capsys, extra, message):
     assert main(["distill", "--data", str(synthetic_fsdd), "--quiet", "tracking.enabled=false", *extra]) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("preset", ["default", "quick", "reference"])
+def test_every_method_runs_under_every_distill_preset(preset, synthetic_fsdd):
+    """A preset's shared settings fit every registered method (e.g. DATM's start window fits the
+    preset's expert epochs, and its average spans less than the preset's iterations)."""
+    from audioforge.config import load_config
+    from audioforge.distill.config import DistillConfig
+    from audioforge.distill.methods import METHODS
+
+    for name in METHODS:
+        cfg = load_config(DistillConfig, [REPO / "configs" / "distill" / f"{preset}.yaml"],
+                          [f"method={name}", f"data.root={synthetic_fsdd}"])
+        assert cfg.method == name
+        if name == "datm":
+            assert cfg.datm.ema_decay ** cfg.iterations < 0.5
+            assert cfg.datm.max_start_epoch + cfg.mtt.expert_epochs <= cfg.buffer.epochs
 
 
 @pytest.mark.parametrize("by", ["coefficient", "channel", "global"])

@@ -67,12 +67,15 @@ class DATMConfig:
     """DATM (Guo et al., ICLR 2024) with hard labels: MTT (``mtt.*``) whose start epochs come from a
     window growing from ``initial_max_start_epoch`` to ``max_start_epoch`` over
     ``expansion_iterations``, and the set returned (and selected) as an exponential moving average
-    of its iterates.  Defaults: the reference's CIFAR-10 IPC-10 values; its soft labels are left out."""
+    of its iterates; its soft labels are left out.  The reference's CIFAR-10 IPC-10 values (window
+    10 -> 20 grown over 1,000 of its 10,000 iterations, decay 0.9995: an average over about 2,000)
+    are scaled to the default 250 iterations in the same proportions: grown over a tenth, averaged
+    over a fifth (1 / (1 - 0.98) = 50).  ``configs/distill/reference.yaml`` sets the reference's."""
     min_start_epoch: int = 0
     initial_max_start_epoch: int = 10
     max_start_epoch: int = 20
-    expansion_iterations: int = 1000
-    ema_decay: float = 0.9995
+    expansion_iterations: int = 25
+    ema_decay: float = 0.98
 
     def validate(self, path: str = "datm") -> None:
         if not 0 <= self.min_start_epoch < self.initial_max_start_epoch <= self.max_start_epoch:
@@ -183,12 +186,8 @@ class DistillConfig(RunConfig):
             raise ConfigError(f"cpc must be >= 1, got {self.cpc}")
         # a table's or continual's ``distill`` section is a template whose method is set per cell;
         # each cell's own config checks what depends on its method
-        if path != TEMPLATE and self.method == "mtt" and self.buffer.dir is None \
-                and self.mtt.max_start_epoch + self.mtt.expert_epochs > self.buffer.epochs:
-            where = f"{path}: " if path else ""
-            raise ConfigError(f"{where}mtt.max_start_epoch + mtt.expert_epochs ({self.mtt.max_start_epoch} + "
-                              f"{self.mtt.expert_epochs}) must be <= buffer.epochs ({self.buffer.epochs}): the "
-                              "student's target lies that far along an expert's trajectory")
+        if path != TEMPLATE:
+            self._check_trajectory_method(f"{path}: " if path else "")
         if self.trainer.distributed:
             raise ConfigError("trainer: distillation runs in one process on one device (trainer.devices=1, "
                               "strategy auto); run cells side by side with distill-table's `jobs`, or one "
@@ -204,3 +203,22 @@ class DistillConfig(RunConfig):
         if self.name is None:
             kind = self.features.get("kind", "default")
             self.name = f"{self.data.dataset}-{self.method}-{self.network}-{kind}-cpc{self.cpc}"
+
+    def _check_trajectory_method(self, where: str) -> None:
+        """MTT's and DATM's settings against the buffer and the run's length, before any expert trains."""
+        if self.method not in ("mtt", "datm"):
+            return
+        key = "mtt" if self.method == "mtt" else "datm"
+        last = (self.mtt if key == "mtt" else self.datm).max_start_epoch
+        if self.buffer.dir is None and last + self.mtt.expert_epochs > self.buffer.epochs:
+            raise ConfigError(f"{where}{key}.max_start_epoch + mtt.expert_epochs ({last} + {self.mtt.expert_epochs}) "
+                              f"must be <= buffer.epochs ({self.buffer.epochs}): the student's target lies that far "
+                              "along an expert's trajectory")
+        left = self.datm.ema_decay ** self.iterations
+        if key == "datm" and left > 0.5:
+            fifth = f"; a fifth of the run, as the reference, is {1 - 5 / self.iterations:.4g}" if self.iterations > 10 else ""
+            raise ConfigError(f"{where}datm.ema_decay {self.datm.ema_decay} over {self.iterations} iterations leaves "
+                              f"{left:.0%} of the returned set to the starting clips (ema_decay ** iterations): the "
+                              "run would return mostly its starting set. Set datm.ema_decay to at most "
+                              f"{0.5 ** (1 / self.iterations):.4g} (the reference averages over a fifth of its run, "
+                              f"0.9995 over 10,000 iterations{fifth})")
