@@ -9,6 +9,9 @@ TORCH_INDEX ?=
 STAMP  := $(VENV)/.setup-complete
 DATA   ?= $(AUDIOFORGE_DATA)
 ARGS   ?=
+# test processes (pytest-xdist); each test module stays in one process, so its fixtures run once
+TEST_WORKERS ?= 2
+TEST_FLAGS := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadscope)
 DATA_FLAG := $(if $(DATA),--data $(DATA),)
 
 .PHONY: setup run quick test test-slow bench ui clean
@@ -30,7 +33,7 @@ quick: setup          ## the quick preset (about half a minute)
 	$(BIN)/audioforge unlearn --preset quick $(DATA_FLAG) $(ARGS)
 
 test: setup           ## the default test suite (slow tests excluded)
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest $(TEST_FLAGS) $(ARGS)
 
 test-slow: setup      ## only the slow tests
 	$(BIN)/python -m pytest -m slow $(ARGS)
