@@ -206,19 +206,17 @@ class DistillConfig(RunConfig):
 
     def _check_trajectory_method(self, where: str) -> None:
         """MTT's and DATM's settings against the buffer and the run's length, before any expert trains."""
-        if self.method not in ("mtt", "datm"):
+        window = {"mtt": self.mtt, "datm": self.datm}.get(self.method)
+        if window is None:
             return
-        key = "mtt" if self.method == "mtt" else "datm"
-        last = (self.mtt if key == "mtt" else self.datm).max_start_epoch
-        if self.buffer.dir is None and last + self.mtt.expert_epochs > self.buffer.epochs:
-            raise ConfigError(f"{where}{key}.max_start_epoch + mtt.expert_epochs ({last} + {self.mtt.expert_epochs}) "
-                              f"must be <= buffer.epochs ({self.buffer.epochs}): the student's target lies that far "
-                              "along an expert's trajectory")
-        left = self.datm.ema_decay ** self.iterations
-        if key == "datm" and left > 0.5:
+        if self.buffer.dir is None and window.max_start_epoch + self.mtt.expert_epochs > self.buffer.epochs:
+            raise ConfigError(f"{where}{self.method}.max_start_epoch + mtt.expert_epochs ({window.max_start_epoch} + "
+                              f"{self.mtt.expert_epochs}) must be <= buffer.epochs ({self.buffer.epochs}): the "
+                              "student's target lies that far along an expert's trajectory")
+        if self.method == "datm" and self.datm.ema_decay ** self.iterations > 0.5:
             fifth = f"; a fifth of the run, as the reference, is {1 - 5 / self.iterations:.4g}" if self.iterations > 10 else ""
             raise ConfigError(f"{where}datm.ema_decay {self.datm.ema_decay} over {self.iterations} iterations leaves "
-                              f"{left:.0%} of the returned set to the starting clips (ema_decay ** iterations): the "
-                              "run would return mostly its starting set. Set datm.ema_decay to at most "
-                              f"{0.5 ** (1 / self.iterations):.4g} (the reference averages over a fifth of its run, "
-                              f"0.9995 over 10,000 iterations{fifth})")
+                              f"{self.datm.ema_decay ** self.iterations:.0%} of the returned set to the starting "
+                              "clips (ema_decay ** iterations): the run would return mostly its starting set. Set "
+                              f"datm.ema_decay to at most {0.5 ** (1 / self.iterations):.4g} (the reference averages "
+                              f"over a fifth of its run, 0.9995 over 10,000 iterations{fifth})")
