@@ -139,3 +139,31 @@ def test_each_commands_help_names_every_preset_it_accepts(command, capsys):
     out = " ".join(capsys.readouterr().out.split())
     names = sorted(p.stem for p in (REPO / "configs" / command).glob("*.yaml"))
     assert f"a config under configs/{command}/ by name: {', '.join(names)}" in out
+
+
+def test_table_overrides_refine_by_cell_and_every_table_preset_builds_its_cells():
+    """``overrides.<method>-cpc<N>`` refines ``overrides.<method>`` for that CPC's cells only; every
+    cell of every table preset builds a checked config (DATM's per-CPC windows fit the experts and
+    its average spans less than the run), without any data."""
+    from audioforge.distill.tables import TableConfig, cells
+
+    table = load_config(TableConfig, [REPO / "configs" / "distill-table" / "table1.yaml"],
+                        ["methods=[datm,mtt]", "overrides.datm-cpc10-convnet={datm: {ema_decay: 0.9}}"])
+    built = dict(cells(table))
+    one, ten, fifty = (built[f"datm-cpc{c}-convnet-fdmfcc"] for c in (1, 10, 50))
+    assert (one.datm.min_start_epoch, one.datm.max_start_epoch, one.mtt.lr_lr) == (0, 4, 1e-7)
+    assert one.iterations == ten.iterations == fifty.iterations == 250  # from ``datm``, kept
+    assert ten.datm.max_start_epoch == 20 and ten.datm.ema_decay == 0.9 and ten.mtt.lr_lr == 1e-5
+    assert fifty.datm.max_start_epoch == 28 and fifty.datm.expansion_iterations == 50
+    assert built["mtt-cpc1-convnet-fdmfcc"].mtt.lr_lr == 1e-5  # another method's cells untouched
+    for path in sorted((REPO / "configs" / "distill-table").glob("*.yaml")):
+        table = load_config(TableConfig, [path], ["methods=null"])
+        assert {name.split("-")[0] for name, _ in cells(table)} >= {"datm", "mtt"}, path
+
+
+@pytest.mark.parametrize("key", ["dmm", "datm-1", "datm-cpc1-convnet-fdmfcc-george"])
+def test_a_table_override_key_that_names_no_cell_is_refused(key):
+    from audioforge.distill.tables import TableConfig
+
+    with pytest.raises(ConfigError, match=f"overrides.{key}: expected <method>"):
+        load_config(TableConfig, overrides=[f"overrides.{key}={{iterations: 3}}"])

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,10 @@ class TableConfig:
     sets: list[str] = field(default_factory=list)  # robustness: distilled.pt files to use instead of distilling cells
     run_missing: bool = True             # false: only assemble the cells already run (the rest show as not run)
     distill: DistillConfig = field(default_factory=DistillConfig)
-    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # per method: DistillConfig fields
+    # DistillConfig fields by cell: a key names a method (``mtt``) or a cell name's prefix
+    # (``datm-cpc1``, ``mtt-cpc50-resnet18``); a cell takes every key that matches it, the more
+    # specific later, so ``datm-cpc1`` refines ``datm``
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     trainer: dict[str, Any] = field(default_factory=dict)  # applied to distill.trainer (--accelerator gpu ... land here)
 
     def validate(self, path: str = "") -> None:
@@ -76,6 +80,8 @@ class TableConfig:
             method(name)
         if not self.methods or not self.cpcs or not self.networks or not self.features:
             raise ConfigError("methods, cpcs, networks and features must each name at least one value")
+        for key in self.overrides:
+            check_override_key(key)
         if self.protocol not in PROTOCOLS:
             raise ConfigError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
         if self.protocol == "speaker" and self.distill.data.dataset != "fsdd":
@@ -139,6 +145,34 @@ def cell_name(method: str, cpc: int, network: str, feature: str, rotation: Rotat
     return f"{method}-cpc{cpc}-{network}-{feature}{rotation.suffix}"
 
 
+OVERRIDE_PARTS = ("method", "cpc", "network", "feature")  # a cell name's parts, in order
+
+
+def check_override_key(key: str) -> None:
+    """``overrides.<key>`` names a registered method, optionally followed by ``-cpc<N>``, a network
+    and a feature, as a cell's name does."""
+    from audioforge.distill.methods import METHODS
+
+    parts = str(key).split("-")
+    if parts[0] not in METHODS or len(parts) > len(OVERRIDE_PARTS) or (
+            len(parts) > 1 and re.fullmatch(r"cpc\d+", parts[1]) is None):
+        raise ConfigError(f"overrides.{key}: expected <method>[-cpc<N>[-<network>[-<feature>]]] with a method "
+                          f"from {', '.join(METHODS)}, as in 'datm' or 'datm-cpc1'")
+
+
+def cell_overrides(cfg: TableConfig, method: str, cpc: int, network: str, feature: str) -> dict[str, Any]:
+    """The ``overrides`` a cell takes, merged from the least to the most specific key."""
+    from audioforge.config import deep_merge
+
+    name = cell_name(method, cpc, network, feature).split("-")
+    merged: dict[str, Any] = {}
+    for key in sorted(cfg.overrides, key=lambda k: k.count("-")):
+        parts = key.split("-")
+        if parts == name[:len(parts)]:
+            merged = deep_merge(merged, cfg.overrides[key])
+    return merged
+
+
 def cells(cfg: TableConfig, rots: list[Rotation] | None = None) -> list[tuple[str, DistillConfig]]:
     from audioforge.config import deep_merge, from_dict
 
@@ -150,7 +184,7 @@ def cells(cfg: TableConfig, rots: list[Rotation] | None = None) -> list[tuple[st
                     for method in cfg.methods:
                         cell = cell_name(method, cpc, network, feature, rotation)
                         data = to_dict(cfg.distill)
-                        data = deep_merge(data, cfg.overrides.get(method, {}))
+                        data = deep_merge(data, cell_overrides(cfg, method, cpc, network, feature))
                         data |= {"method": method, "cpc": cpc, "network": network, "name": cell,
                                  "features": {**data["features"], "kind": feature}}
                         data["data"] = {**data["data"], "options": {**data["data"]["options"], **rotation.options}}
