@@ -380,7 +380,7 @@ def test_bad_regime_values(synthetic_fsdd, capsys, extra, message):
 
 
 @pytest.mark.parametrize("preset", ["default", "quick", "reference"])
-def test_every_method_runs_under_every_distill_preset(preset, synthetic_fsdd):
+def test_every_distill_preset_accepts_every_method(preset, synthetic_fsdd):
     """A preset's shared settings fit every registered method (e.g. DATM's start window fits the
     preset's expert epochs, and its average spans less than the preset's iterations)."""
     from audioforge.config import load_config
