@@ -289,6 +289,11 @@ def test_speaker_protocol_table_rotates_disjoint_speakers_and_flags_a_kept_start
     md = (out / "report.md").read_text()
     assert "**kept start 2/2**" in md and "test george / val jackson" in md and "of whole" in md
     assert "Whole-data accuracy on the paper's split" in md
+    # one rotation assembled alone: its spread is over runs (a gain's text: the test above)
+    assert main(["distill-table", "--config", str(out / "table.yaml"), "--quiet", "speakers=[george]",
+                 "run_missing=false"]) == 0
+    md = (out / "report.md").read_text()
+    assert "mean ± std over 2 runs with one test speaker (speaker protocol: test george / val jackson;" in md
 
 
 def test_a_gain_over_random_carries_its_paired_t_test():
@@ -303,7 +308,7 @@ def test_a_gain_over_random_carries_its_paired_t_test():
     assert paired_gain([-0.01, -0.02, -0.03])["p"] == pytest.approx(g["p"])  # two-sided
     assert paired_gain([0.05, 0.05])["p"] is None and paired_gain([0.1])["p"] is None
     assert relative_text({"runs": 3, "gain_over_random": g}) == "+2.00 ± 1.00 (p = 0.07)"
-    assert relative_text({"runs": 1, "gain_over_random": paired_gain([0.1])}) == "+10.00 ± 0.00"
+    assert relative_text({"runs": 1, "gain_over_random": paired_gain([0.1])}) == "+10.00 (one rotation)"
 
 
 @pytest.mark.parametrize("extra, message", [

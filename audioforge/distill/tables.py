@@ -438,8 +438,11 @@ def relative_text(entry: dict | None) -> str:
     parts = []
     if "gain_over_random" in entry:
         g = entry["gain_over_random"]
-        parts.append(f"{100 * g['mean']:+.2f} ± {100 * g['std']:.2f}"
-                     + (f" (p = {g['p']:.2f})" if g.get("p") is not None else ""))
+        if g["n"] < 2:  # no spread over rotations to show
+            parts.append(f"{100 * g['mean']:+.2f} (one rotation)")
+        else:
+            parts.append(f"{100 * g['mean']:+.2f} ± {100 * g['std']:.2f}"
+                         + (f" (p = {g['p']:.2f})" if g.get("p") is not None else ""))
     if "fraction_of_whole" in entry:
         parts.append(f"{entry['fraction_of_whole']:.3f} of whole")
     return "; ".join(parts) or "-"
@@ -451,9 +454,11 @@ def markdown(out_dir: Path, cfg: TableConfig, report: dict[str, Any]) -> tuple[l
 
     cells_, summary, plots = report["cells"], report["summary"], []
     rots = report.get("rotations") or []
-    over = (f"mean ± std over {len(rots)} test speakers (speaker protocol: "
-            + ", ".join(f"test {r['test']} / val {r['val']}" for r in rots) + "; the other speakers train)"
-            if rots else f"mean ± std over {cfg.distill.eval.runs} runs ({cfg.protocol} protocol)")
+    over = f"mean ± std over {cfg.distill.eval.runs} runs ({cfg.protocol} protocol)"
+    if rots:  # one rotation: its own spread over runs
+        spread = f"{len(rots)} test speakers" if len(rots) > 1 else f"{cfg.distill.eval.runs} runs with one test speaker"
+        over = (f"mean ± std over {spread} (speaker protocol: "
+                + ", ".join(f"test {r['test']} / val {r['val']}" for r in rots) + "; the other speakers train)")
     lines = [f"# {cfg.name} ({cfg.kind})", "", f"Test accuracy (%) of fresh networks trained on the distilled sets, {over}; "
              "sets and epochs chosen on validation. **kept start k/n**: in k of n rotations selection kept the "
              "starting set (the random real clips at iteration 0), so the cell measures Random, not the method.", ""]
