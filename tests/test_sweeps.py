@@ -64,8 +64,11 @@ def test_two_workers_complete_the_study_and_the_best_config_runs(synthetic_fsdd,
     assert len(done) == 3
     # two workers ending trials at the same instant may both start one more; the later steps aside
     assert all(t.state == TrialState.PRUNED and t.user_attrs["surplus"] for t in recorded if t not in done)
-    assert len({t.user_attrs["worker_pid"] for t in done}) == 2  # both workers took trials
-    assert len({tuple(sorted(t.params.items())) for t in done}) == 3  # distinct draws per worker
+    # trials ran in the worker processes, not the driver; how many each took is the scheduler's
+    # choice (on a busy machine one worker may end the study before the other asks for a trial)
+    pids = {t.user_attrs["worker_pid"] for t in done}
+    assert pids and os.getpid() not in pids
+    assert len({tuple(sorted(t.params.items())) for t in done}) == 3  # no draw repeated across the workers
     for t in done:
         assert {"excluded_gap", "val_gap", "time_ratio", "forget_margin", "mlflow_run_id"} <= set(t.user_attrs)
         assert t.user_attrs["forget_margin"] >= 0  # logged although its weight is 0
