@@ -67,7 +67,7 @@ def test_two_workers_complete_the_study_and_the_best_config_runs(synthetic_fsdd,
     # trials ran in the worker processes, not the driver; how many each took is the scheduler's
     # choice (on a busy machine one worker may end the study before the other asks for a trial)
     pids = {t.user_attrs["worker_pid"] for t in done}
-    assert pids and os.getpid() not in pids
+    assert 1 <= len(pids) <= 2 and os.getpid() not in pids
     assert len({tuple(sorted(t.params.items())) for t in done}) == 3  # no draw repeated across the workers
     for t in done:
         assert {"excluded_gap", "val_gap", "time_ratio", "forget_margin", "mlflow_run_id"} <= set(t.user_attrs)
