@@ -27,8 +27,9 @@ EARLIER = {
 def rotation_means() -> dict[str, dict[int, dict[str, float]]]:
     means = {s: {cpc: dict(zip(METHODS, v)) for cpc, v in row.items()} for s, row in EARLIER.items()}
     report = json.loads((Path(__file__).parent / "results/distill-speaker-table1-convnet-lucas.json").read_text())
+    (rotation,) = report["rotations"]
     for cell in report["cells"].values():
-        means.setdefault("lucas", {}).setdefault(cell["cpc"], {})[cell["method"]] = 100 * cell["eval"]["convnet"]["mean"]
+        means.setdefault(rotation["test"], {}).setdefault(cell["cpc"], {})[cell["method"]] = 100 * cell["eval"]["convnet"]["mean"]
     return means
 
 
